@@ -1,0 +1,243 @@
+"""A support policy, compiled: what the engine evaluates tickets against.
+
+The YAML file (POLICY-FORMAT.md) is validated and turned into these objects by
+``tracker_bridge.policyfile``; here everything is already checked and resolved: durations
+are parsed, regular expressions compiled, calendars built, references known to exist.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from .calendar import BusinessCalendar
+from .durations import Duration
+
+STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
+METRICS = ("response", "resolution")
+RESPONSE_EVENTS = ("status_change", "public_comment")
+
+
+def slug(text: str) -> str:
+    """A label-safe form of a name: no spaces (JIRA labels cannot hold them); case is kept."""
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", text.strip()).strip("-") or "x"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A metric's target for a class; ``calendar`` overrides the plan's calendar."""
+
+    duration: Duration | None
+    calendar: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """When an override rule applies: every key given must match."""
+
+    text_matches: re.Pattern[str] | None = None
+    field: str | None = None
+    in_: frozenset[str] | None = None
+    matches: re.Pattern[str] | None = None
+    labels_any: frozenset[str] | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.text_matches is not None:
+            parts.append(f"subject/description matches /{self.text_matches.pattern}/")
+        if self.field is not None and self.in_ is not None:
+            parts.append(f"{self.field} in [{', '.join(sorted(self.in_))}]")
+        if self.field is not None and self.matches is not None:
+            parts.append(f"{self.field} matches /{self.matches.pattern}/")
+        if self.labels_any is not None:
+            parts.append(f"a label in [{', '.join(sorted(self.labels_any))}]")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    class_: str
+    when: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    impact: str
+    urgency: str
+    #: urgency -> impact -> class
+    table: Mapping[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Classify:
+    field: str = "priority"
+    map: Mapping[str, str] = dc_field(default_factory=dict)
+    matrix: Matrix | None = None
+    overrides: tuple[Override, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    calendar: str
+    by_class: Mapping[str, str] = dc_field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    field: str
+    order: tuple[str, ...]
+    #: tier -> class -> resolve-or-escalate time (None: no limit)
+    ladder: Mapping[str, Mapping[str, Duration | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A hierarchical level's trigger: a fraction of a metric's target, or time since creation."""
+
+    metric: str | None = None
+    fraction: Fraction | None = None
+    created: Duration | None = None
+    calendar: str | None = None
+
+    def describe(self) -> str:
+        if self.metric is not None and self.fraction is not None:
+            return f"{float(self.fraction) * 100:g}% of the {self.metric} target"
+        cal = f" on {self.calendar}" if self.calendar else ""
+        return f"{self.created} since creation{cal}"
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    name: str
+    after: Trigger
+    classes: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    levels: tuple[Level, ...]
+    requested_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A compiled support policy."""
+
+    name: str
+    timezone: str
+    calendars: Mapping[str, BusinessCalendar]
+    statuses: Mapping[str, tuple[str, ...]]
+    #: class -> metric -> target, in severity order (most severe first)
+    classes: Mapping[str, Mapping[str, Target]]
+    default_class: str
+    warn_at: Fraction
+    plans: Mapping[str, Plan]
+    default_plan: str
+    plan_field: str = "plan"
+    classify: Classify = dc_field(default_factory=Classify)
+    response_events: frozenset[str] = frozenset(RESPONSE_EVENTS)
+    tiers: Tiers | None = None
+    escalation: Escalation | None = None
+    label_prefix: str = "sla-"
+    goal: Fraction = Fraction(9, 10)
+    description: str = ""
+    kb_redact: tuple[re.Pattern[str], ...] = ()
+    source: str = "<policy>"
+
+    # -- statuses -----------------------------------------------------------------------------
+
+    def status_group(self, status: str | None) -> str:
+        """``new``, ``waiting``, ``resolved``, ``closed``, or ``open`` for any other status."""
+        if status is None:
+            return "open"
+        folded = status.strip().casefold()
+        for group, names in self.statuses.items():
+            if any(folded == n.casefold() for n in names):
+                return group
+        return "open"
+
+    def with_status_overrides(self, overrides: Mapping[str, list[str] | tuple[str, ...]]) -> Policy:
+        """This policy with some status groups replaced (a tracker's own status names)."""
+        if not overrides:
+            return self
+        moved = {n.casefold() for names in overrides.values() for n in names}
+        statuses = {
+            g: tuple(n for n in names if n.casefold() not in moved)
+            for g, names in self.statuses.items()
+        }
+        for group, names in overrides.items():
+            if group not in STATUS_GROUPS:
+                raise ValueError(f"statuses.{group}: not a status group ({', '.join(STATUS_GROUPS)})")
+            statuses[group] = tuple(names)
+        return replace(self, statuses=statuses)
+
+    # -- calendars and targets ----------------------------------------------------------------
+
+    def plan_for(self, name: str | None) -> tuple[Plan, str | None]:
+        """The plan named, or the default plan and a warning when absent or unknown."""
+        if name is not None and name in self.plans:
+            return self.plans[name], None
+        if name is not None:
+            folded = {k.casefold(): k for k in self.plans}
+            if name.casefold() in folded:
+                return self.plans[folded[name.casefold()]], None
+            return self.plans[self.default_plan], (
+                f"unknown plan {name!r}; using the default plan {self.default_plan!r}"
+            )
+        return self.plans[self.default_plan], None
+
+    def calendar_name(self, class_: str, plan: str | None, metric: str = "resolution") -> str:
+        """The calendar a metric of this class is measured on, under that plan."""
+        target = self.classes[class_].get(metric)
+        if target is not None and target.calendar is not None:
+            return target.calendar
+        p, _ = self.plan_for(plan)
+        return p.by_class.get(class_, p.calendar)
+
+    def calendar(self, class_: str, plan: str | None, metric: str = "resolution") -> BusinessCalendar:
+        return self.calendars[self.calendar_name(class_, plan, metric)]
+
+    def target(self, class_: str, plan: str | None, metric: str) -> timedelta | None:
+        """The target as working time on its calendar (``None``: no target)."""
+        t = self.classes[class_].get(metric)
+        if t is None or t.duration is None:
+            return None
+        return t.duration.resolve(self.calendar(class_, plan, metric).business_day)
+
+    def deadline(
+        self, class_: str, plan: str | None, start: datetime, metric: str = "resolution"
+    ) -> datetime | None:
+        """The due instant of one target from a start instant (pure calendar arithmetic)."""
+        target = self.target(class_, plan, metric)
+        if target is None:
+            return None
+        return self.calendar(class_, plan, metric).add(start, target)
+
+    # -- labels -------------------------------------------------------------------------------
+
+    def label(self, *parts: str) -> str:
+        return self.label_prefix + "-".join(slug(p) for p in parts)
+
+    def class_label(self, class_: str) -> str:
+        return self.label(class_)
+
+    def all_labels(self) -> list[str]:
+        """Every label the engine can ever ask for, in a stable order.
+
+        A tracker that keeps labels in a list field (Redmine) must offer exactly these values.
+        """
+        out = [self.class_label(c) for c in self.classes]
+        for metric in METRICS:
+            out += [self.label("at-risk", metric), self.label("breached", metric)]
+        out.append(self.label("paused"))
+        if self.tiers is not None:
+            out += [self.label("escalate-to", t) for t in self.tiers.order[1:]]
+        if self.escalation is not None:
+            out += [self.label("level", lv.name) for lv in self.escalation.levels]
+        seen: set[str] = set()
+        return [x for x in out if not (x in seen or seen.add(x))]

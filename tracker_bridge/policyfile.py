@@ -1,0 +1,717 @@
+"""Load a policy YAML file (POLICY-FORMAT.md) into a compiled :class:`Policy`.
+
+Every error names its path in the file and, where known, its line:
+``care.yaml:14: classes.high.response: "1x" is not a duration``. Unknown keys are errors
+(a typo must not silently drop a rule). Errors raise :class:`ConfigError` (exit status 2).
+
+Two things differ from a plain ``yaml.safe_load`` on purpose:
+- only ``true``/``false`` are booleans (YAML 1.2), so a holiday country ``NO`` (Norway) or a
+  status named ``On`` stays a string;
+- mapping keys are strings, so classes may be named ``1``..``5``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from .core.calendar import DAY_MINUTES, BusinessCalendar, CalendarError, validate_holiday_spec
+from .core.durations import (
+    Duration,
+    DurationError,
+    parse_duration,
+    parse_fixed_duration,
+    parse_percent,
+)
+from .core.policy import (
+    METRICS,
+    RESPONSE_EVENTS,
+    STATUS_GROUPS,
+    Classify,
+    Condition,
+    Escalation,
+    Level,
+    Matrix,
+    Override,
+    Plan,
+    Policy,
+    Target,
+    Tiers,
+    Trigger,
+)
+from .errors import ConfigError
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans only."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _walk_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = str(k.value)
+            out[(*path, key)] = k.start_mark.line + 1
+            _walk_lines(v, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            _walk_lines(v, (*path, i), out)
+
+
+def _stringify_keys(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, bool) else str(k).lower(): _stringify_keys(v)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_stringify_keys(v) for v in obj]
+    return obj
+
+
+def read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
+    """Parse YAML text; returns the data and a map from path to line number."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [(where, f"not valid YAML: {problem}")]) from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _walk_lines(node, (), lines)
+    return _stringify_keys(data), lines
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_for(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def problems_from_validation(
+    exc: ValidationError,
+    lines: Mapping[tuple[Any, ...], int],
+    prefix: tuple[Any, ...] = (),
+    data: Any = None,
+) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into ``(path, message)`` pairs, the first error first.
+
+    ``data`` is the parsed document: a shorthand the schema expanded (a bare duration for
+    ``{target: ...}``) is reported at the path the user wrote.
+    """
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = (*prefix, *(p for p in err["loc"] if not _is_union_tag(p)))
+        if loc and loc[-1] in ("target", "created") and not isinstance(_at(data, loc[:-1]), dict):
+            loc = loc[:-1]
+        msg = err["msg"]
+        for noise in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(noise):
+                msg = msg[len(noise):]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see POLICY-FORMAT.md)"
+        elif err["type"] == "missing":
+            msg = "is required"
+        out.append((_with_line(loc, lines), msg))
+    return out
+
+
+def _at(data: Any, loc: tuple[Any, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and (part.startswith("function-") or part in {"str", "dict"})
+
+
+def _with_line(loc: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> str:
+    line = _line_for(lines, loc)
+    path = format_loc(loc) or "(top level)"
+    return f"line {line}: {path}" if line is not None else path
+
+
+# --------------------------------------------------------------------------------------------
+# The schema
+
+
+def _duration(v: Any) -> Duration | None:
+    try:
+        return parse_duration(v)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _target(v: Any) -> Any:
+    if isinstance(v, dict):
+        return v
+    return {"target": v}
+
+
+DurationOrNone = Annotated[Duration | None, BeforeValidator(_duration)]
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def parse_days(text: str) -> list[int]:
+    """``mon-fri``, ``sat``, ``mon,wed,fri``, ``sat-sun``, ``fri-mon`` (wrapping) -> weekdays."""
+    days: list[int] = []
+    for part in str(text).lower().replace(" ", "").split(","):
+        a, sep, b = part.partition("-")
+        if a not in _WEEKDAYS or (sep and b not in _WEEKDAYS):
+            raise ValueError(f'"{text}" is not a day or day range (e.g. mon-fri, sat, mon,wed)')
+        if not sep:
+            days.append(_WEEKDAYS[a])
+            continue
+        d = _WEEKDAYS[a]
+        while True:
+            days.append(d)
+            if d == _WEEKDAYS[b]:
+                break
+            d = (d + 1) % 7
+    return days
+
+
+def _minutes(text: str, whole: str) -> int:
+    m = _TIME.match(text)
+    if not m or int(m.group(2)) >= 60 or int(m.group(1)) > 24 or (
+        int(m.group(1)) == 24 and int(m.group(2)) != 0
+    ):
+        raise ValueError(f'"{whole}" is not a list of windows like "09:00-17:30,18:00-20:00"')
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def parse_windows(text: str) -> list[tuple[int, int]]:
+    """``"08:00-12:00,13:00-17:00"`` -> minute pairs; ``"22:00-06:00"`` wraps past midnight
+    (returned as an end greater than 24:00, split onto the next day by the caller)."""
+    out = []
+    for part in str(text).replace(" ", "").split(","):
+        a, sep, b = part.partition("-")
+        if not sep:
+            raise ValueError(f'"{text}" is not a list of windows like "09:00-17:30,18:00-20:00"')
+        s, e = _minutes(a, text), _minutes(b, text)
+        if s == e or s == DAY_MINUTES:
+            raise ValueError(f'"{part}" is an empty window')
+        out.append((s, e if e > s else e + DAY_MINUTES))
+    return out
+
+
+class CalendarModel(_Strict):
+    timezone: str | None = None
+    week: dict[str, str]
+    holidays: list[str] = []
+    closed: list[date] = []
+    business_day: str | None = None
+
+    @field_validator("week")
+    @classmethod
+    def _check_week(cls, v: dict[str, str]) -> dict[str, str]:
+        for days, windows in v.items():
+            parse_days(days)
+            parse_windows(windows)
+        return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _check_holidays(cls, v: list[str]) -> list[str]:
+        for spec in v:
+            try:
+                validate_holiday_spec(str(spec))
+            except CalendarError:
+                raise ValueError(
+                    f'"{spec}" is not a country or COUNTRY/SUBDIVISION of the holidays package '
+                    "(e.g. GB/ENG, IE, US/CA)"
+                ) from None
+        return [str(s) for s in v]
+
+    @field_validator("business_day")
+    @classmethod
+    def _check_business_day(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                if parse_fixed_duration(v) <= timedelta(0):
+                    raise ValueError(f'"{v}" must be longer than zero')
+            except DurationError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+class TargetModel(_Strict):
+    target: DurationOrNone
+    calendar: str | None = None
+
+
+TargetField = Annotated[TargetModel, BeforeValidator(_target)]
+
+
+class ClassModel(_Strict):
+    response: TargetField | None = None
+    resolution: TargetField | None = None
+
+
+class PlanModel(_Strict):
+    calendar: str
+    by_class: dict[str, str] = {}
+
+
+class WhenModel(_Strict):
+    text_matches: str | None = None
+    field: str | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    matches: str | None = None
+    labels_any: list[str] | None = None
+
+    @field_validator("text_matches", "matches")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+    @field_validator("in_", "labels_any", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(x) if not isinstance(x, str) else x for x in v]
+        return v
+
+
+class OverrideModel(_Strict):
+    class_: str = Field(alias="class")
+    when: WhenModel
+
+
+class MatrixModel(_Strict):
+    impact: str
+    urgency: str
+    table: dict[str, dict[str, str]]
+
+
+class ClassifyModel(_Strict):
+    field: str = "priority"
+    map: dict[str, str] = {}
+    matrix: MatrixModel | None = None
+    overrides: list[OverrideModel] = []
+
+
+class TiersModel(_Strict):
+    field: str = "tier"
+    ladder: dict[str, dict[str, DurationOrNone]]
+
+
+class AfterModel(_Strict):
+    response: str | float | None = None
+    resolution: str | float | None = None
+    created: DurationOrNone = None
+    calendar: str | None = None
+
+    @field_validator("response", "resolution")
+    @classmethod
+    def _pct(cls, v: Any) -> Any:
+        if v is not None:
+            try:
+                if parse_percent(v) <= 0:
+                    raise ValueError(f'"{v}" must be more than 0%')
+            except DurationError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+def _after(v: Any) -> Any:
+    if isinstance(v, str):  # `after: 15m` is short for `after: {created: 15m}`
+        return {"created": v}
+    return v
+
+
+class LevelModel(_Strict):
+    name: str
+    after: Annotated[AfterModel, BeforeValidator(_after)]
+    classes: list[str] | None = None
+
+
+class EscalationModel(_Strict):
+    levels: list[LevelModel]
+    requested_label: str | None = None
+
+
+class LabelsModel(_Strict):
+    prefix: str = "sla-"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.:-]*", v):
+            raise ValueError(
+                f'"{v}" is not a usable label prefix (lower-case letters, digits, "-", "_", '
+                '".", ":"; no spaces)'
+            )
+        return v
+
+
+class KbModel(_Strict):
+    redact: list[str] = []
+
+    @field_validator("redact")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for i, rx in enumerate(v):
+            try:
+                re.compile(rx)
+            except re.error as exc:
+                raise ValueError(f"[{i}] not a valid regular expression: {exc}") from None
+        return v
+
+
+class PolicyModel(_Strict):
+    name: str
+    description: str = ""
+    timezone: str = "UTC"
+    calendars: dict[str, CalendarModel] = {}
+    statuses: dict[str, list[str]] = {}
+    classes: dict[str, ClassModel]
+    default_class: str | None = None
+    warn_at: float = 0.75
+    plans: dict[str, PlanModel] = {}
+    default_plan: str | None = None
+    plan_field: str = "plan"
+    classify: ClassifyModel = ClassifyModel()
+    response_events: list[str] = list(RESPONSE_EVENTS)
+    tiers: TiersModel | None = None
+    escalation: EscalationModel | None = None
+    labels: LabelsModel = LabelsModel()
+    goal: str | float = "90%"
+    kb: KbModel = KbModel()
+
+    @field_validator("warn_at")
+    @classmethod
+    def _warn(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError(f"{v} must be a fraction above 0 and at most 1 (e.g. 0.75)")
+        return v
+
+    @field_validator("goal")
+    @classmethod
+    def _goal(cls, v: Any) -> Any:
+        try:
+            f = parse_percent(v)
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if not 0 < f <= 1:
+            raise ValueError(f'"{v}" must be between 0% and 100%')
+        return v
+
+    @field_validator("statuses")
+    @classmethod
+    def _groups(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for g in v:
+            if g not in STATUS_GROUPS:
+                raise ValueError(f'"{g}" is not a status group ({", ".join(STATUS_GROUPS)})')
+        return v
+
+    @field_validator("response_events")
+    @classmethod
+    def _events(cls, v: list[str]) -> list[str]:
+        for e in v:
+            if e not in RESPONSE_EVENTS:
+                raise ValueError(f'"{e}" is not a response event ({", ".join(RESPONSE_EVENTS)})')
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _some_class(cls, v: dict[str, ClassModel]) -> dict[str, ClassModel]:
+        if not v:
+            raise ValueError("at least one class is needed")
+        return v
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-references and compilation
+
+
+class _Problems:
+    def __init__(self, lines: Mapping[tuple[Any, ...], int]) -> None:
+        self.lines = lines
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, loc: tuple[Any, ...], message: str) -> None:
+        self.items.append((_with_line(loc, self.lines), message))
+
+
+def _check_refs(m: PolicyModel, p: _Problems) -> None:
+    classes = set(m.classes)
+    calendars = {"always", *m.calendars}
+    plans = set(m.plans)
+    if "always" in m.calendars:
+        p.add(("calendars", "always"), "`always` is built in (24x7x365) and cannot be redefined")
+
+    def need(kind: str, names: set[str], value: str | None, loc: tuple[Any, ...]) -> None:
+        if value is not None and value not in names:
+            known = ", ".join(sorted(names)) or "none defined"
+            p.add(loc, f'{kind} "{value}" does not exist (known: {known})')
+
+    for cname, cm in m.classes.items():
+        for metric in METRICS:
+            t = getattr(cm, metric)
+            if t is not None:
+                need("calendar", calendars, t.calendar, ("classes", cname, metric, "calendar"))
+    need("class", classes, m.default_class, ("default_class",))
+    for pname, pm in m.plans.items():
+        need("calendar", calendars, pm.calendar, ("plans", pname, "calendar"))
+        for c, cal in pm.by_class.items():
+            need("class", classes, c, ("plans", pname, "by_class", c))
+            need("calendar", calendars, cal, ("plans", pname, "by_class", c))
+    if m.plans:
+        need("plan", plans, m.default_plan, ("default_plan",))
+    elif m.default_plan is not None:
+        p.add(("default_plan",), "names a plan, but the policy defines no plans")
+    for v, c in m.classify.map.items():
+        need("class", classes, c, ("classify", "map", v))
+    if m.classify.matrix is not None:
+        for u, row in m.classify.matrix.table.items():
+            for i, c in row.items():
+                need("class", classes, c, ("classify", "matrix", "table", u, i))
+    for n, o in enumerate(m.classify.overrides):
+        need("class", classes, o.class_, ("classify", "overrides", n, "class"))
+        w = o.when
+        loc = ("classify", "overrides", n, "when")
+        if not (w.text_matches or w.field or w.labels_any):
+            p.add(loc, "says nothing: give text_matches, field (with in or matches) or labels_any")
+        if w.field is not None and w.in_ is None and w.matches is None:
+            p.add(loc, f'field "{w.field}" needs `in: [values]` or `matches: REGEX`')
+        if w.field is None and (w.in_ is not None or w.matches is not None):
+            p.add(loc, "`in` and `matches` need a `field`")
+    if m.tiers is not None:
+        if not m.tiers.ladder:
+            p.add(("tiers", "ladder"), "needs at least one tier")
+        for tier, row in m.tiers.ladder.items():
+            for c in row:
+                need("class", classes, c, ("tiers", "ladder", tier, c))
+    if m.escalation is not None:
+        names: set[str] = set()
+        for n, lv in enumerate(m.escalation.levels):
+            loc = ("escalation", "levels", n)
+            if lv.name in names:
+                p.add((*loc, "name"), f'level "{lv.name}" is defined twice')
+            names.add(lv.name)
+            a = lv.after
+            given = [k for k in ("response", "resolution", "created") if getattr(a, k) is not None]
+            if len(given) != 1:
+                p.add((*loc, "after"), "give exactly one of response: N%, resolution: N% or created: DURATION")
+            if a.calendar is not None and a.created is None:
+                p.add((*loc, "after", "calendar"), "only a `created` trigger takes a calendar")
+            need("calendar", calendars, a.calendar, (*loc, "after", "calendar"))
+            for i, c in enumerate(lv.classes or []):
+                need("class", classes, c, (*loc, "classes", i))
+    seen: dict[str, str] = {}
+    for g, names_ in m.statuses.items():
+        for i, s in enumerate(names_):
+            if s.casefold() in seen:
+                p.add(("statuses", g, i), f'status "{s}" is already in group "{seen[s.casefold()]}"')
+            seen[s.casefold()] = g
+
+
+def _build_calendar(name: str, cm: CalendarModel, default_zone: str, p: _Problems) -> BusinessCalendar | None:
+    week: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
+    for days, windows in cm.week.items():
+        for d in parse_days(days):
+            for s, e in parse_windows(windows):
+                if e <= DAY_MINUTES:
+                    week[d].append((s, e))
+                else:  # wraps past midnight onto the next day
+                    week[d].append((s, DAY_MINUTES))
+                    week[(d + 1) % 7].append((0, e - DAY_MINUTES))
+    try:
+        return BusinessCalendar(
+            name,
+            cm.timezone or default_zone,
+            week,
+            holidays=cm.holidays,
+            closed=cm.closed,
+            business_day=None if cm.business_day is None else parse_fixed_duration(cm.business_day),
+        )
+    except CalendarError as exc:
+        loc: tuple[Any, ...] = ("calendars", name)
+        msg = str(exc)
+        if "time zone" in msg:
+            loc = (*loc, "timezone")
+        elif "overlap" in msg:
+            loc = (*loc, "week")
+            msg = "opening windows overlap on some day"
+        p.add(loc, msg)
+        return None
+
+
+def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source: str) -> Policy:
+    """Check cross-references and build the :class:`Policy`; raises ConfigError."""
+    p = _Problems(lines)
+    _check_refs(m, p)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(m.timezone)
+    except Exception:
+        p.add(("timezone",), f'"{m.timezone}" is not an IANA time zone (e.g. Europe/London)')
+    if p.items:
+        raise ConfigError(source, p.items)
+    calendars: dict[str, BusinessCalendar] = {"always": BusinessCalendar.always_open()}
+    for name, cm in m.calendars.items():
+        cal = _build_calendar(name, cm, m.timezone, p)
+        if cal is not None:
+            calendars[name] = cal
+    if p.items:
+        raise ConfigError(source, p.items)
+
+    classes = {
+        c: {
+            metric: Target(t.target, t.calendar)
+            for metric in METRICS
+            if (t := getattr(cm, metric)) is not None
+        }
+        for c, cm in m.classes.items()
+    }
+    if m.plans:
+        plans = {n: Plan(n, pm.calendar, dict(pm.by_class)) for n, pm in m.plans.items()}
+        default_plan = m.default_plan or next(iter(plans))
+    else:  # no plans: one implicit plan on the first calendar defined (or always)
+        first = next(iter(m.calendars), "always")
+        plans = {"default": Plan("default", first)}
+        default_plan = "default"
+    cl = m.classify
+    classify = Classify(
+        field=cl.field,
+        map=dict(cl.map),
+        matrix=None if cl.matrix is None else Matrix(
+            cl.matrix.impact, cl.matrix.urgency, {u: dict(r) for u, r in cl.matrix.table.items()}
+        ),
+        overrides=tuple(
+            Override(
+                o.class_,
+                Condition(
+                    text_matches=None if o.when.text_matches is None else re.compile(o.when.text_matches),
+                    field=o.when.field,
+                    in_=None if o.when.in_ is None else frozenset(o.when.in_),
+                    matches=None if o.when.matches is None else re.compile(o.when.matches),
+                    labels_any=None if o.when.labels_any is None else frozenset(o.when.labels_any),
+                ),
+            )
+            for o in cl.overrides
+        ),
+    )
+    tiers = None
+    if m.tiers is not None:
+        tiers = Tiers(m.tiers.field, tuple(m.tiers.ladder), {t: dict(r) for t, r in m.tiers.ladder.items()})
+    escalation = None
+    if m.escalation is not None:
+        levels = []
+        for lv in m.escalation.levels:
+            a = lv.after
+            metric = "response" if a.response is not None else "resolution" if a.resolution is not None else None
+            levels.append(Level(
+                lv.name,
+                Trigger(
+                    metric=metric,
+                    fraction=None if metric is None else parse_percent(getattr(a, metric)),
+                    created=a.created,
+                    calendar=a.calendar,
+                ),
+                None if lv.classes is None else frozenset(lv.classes),
+            ))
+        escalation = Escalation(tuple(levels), m.escalation.requested_label)
+    statuses = {g: tuple(m.statuses.get(g, ())) for g in STATUS_GROUPS}
+    return Policy(
+        name=m.name,
+        timezone=m.timezone,
+        calendars=calendars,
+        statuses=statuses,
+        classes=classes,
+        default_class=m.default_class or list(m.classes)[-1],
+        warn_at=Fraction(str(m.warn_at)),
+        plans=plans,
+        default_plan=default_plan,
+        plan_field=m.plan_field,
+        classify=classify,
+        response_events=frozenset(m.response_events),
+        tiers=tiers,
+        escalation=escalation,
+        label_prefix=m.labels.prefix,
+        goal=parse_percent(m.goal),
+        description=m.description,
+        kb_redact=tuple(re.compile(rx) for rx in m.kb.redact),
+        source=source,
+    )
+
+
+def load_policy_text(text: str, source: str = "<string>") -> Policy:
+    """Validate and compile a policy from YAML text; errors name ``source``."""
+    data, lines = read_yaml(text, source)
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("(top level)", "a policy is a mapping of keys (see POLICY-FORMAT.md)")])
+    try:
+        model = PolicyModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_from_validation(exc, lines, data=data)) from None
+    return compile_policy(model, lines, source)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load a policy file; raises :class:`ConfigError` naming the file and the path in it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read the policy file: {exc.strerror}")]) from None
+    return load_policy_text(text, str(path))
+
+
+def iter_problems(exc: ConfigError) -> Iterator[str]:
+    for path, msg in exc.problems:
+        yield f"{exc.source}: {path}: {msg}" if path else f"{exc.source}: {msg}"
