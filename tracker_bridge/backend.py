@@ -14,7 +14,21 @@ Rules every backend follows (``tracker_bridge.testing.BackendContract`` checks t
   comment the bridge does not own, and each note it posts carries ``note_marker(key)`` so
   that ``posted_note_keys`` finds it again even when the state store is lost.
 - Errors are raised as :mod:`tracker_bridge.errors` types, so the daemon can tell
-  "retry later" from "fix your credentials" from "this one ticket was refused".
+  "retry later" from "fix your credentials" from "this one ticket was refused";
+  ``fetch_ticket`` of a key that does not exist (or is no longer visible) raises
+  :class:`tracker_bridge.errors.TicketNotFound`.
+- A fetched ticket shows what the bridge wrote last time, so that the sync layer can diff:
+  ``ticket.labels`` holds the values of the labels field (``write.labels`` in the tracker's
+  config: the bridge's and everyone else's), and ``ticket.fields["response_due"]`` /
+  ``ticket.fields["resolution_due"]`` hold the current text of the deadline fields named by
+  ``write.response_due`` / ``write.resolution_due`` (``None`` when empty).
+- ``ticket.tracker`` is the tracker's configured ``name``; ``fields["plan"]`` falls back to
+  ``TrackerConfig.plan_for(project)`` when the tracker's plan field is empty or unmapped.
+
+Construction: the bridge calls ``BackendClass.from_config(tracker)`` with the validated
+:class:`tracker_bridge.config.TrackerConfig`; the default builds ``cls(tracker)``, which keeps
+``self.tracker``, the validated ``self.options`` and the resolved ``self.secret``
+(a :class:`pydantic.SecretStr` or ``None``; call ``get_secret_value()`` only where it is sent).
 """
 
 from __future__ import annotations
@@ -23,10 +37,15 @@ import abc
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .core.ticket import Ticket
 from .core.verdict import Note
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from .config import TrackerConfig
 
 NOTE_MARKER_RE = re.compile(r"\[tracker-bridge:note=([A-Za-z0-9:._\-]+)\]")
 
@@ -86,6 +105,9 @@ class Problem:
 
     where: str
     message: str
+    #: values an admin must add for the setup to work (e.g. missing list values of the labels
+    #: field); ``check`` prints them as a list to copy
+    missing_values: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -102,6 +124,18 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: pydantic model of backend-specific options (``options:`` in the tracker config)
     config_model: ClassVar[type | None] = None
+
+    def __init__(self, tracker: TrackerConfig) -> None:
+        self.tracker = tracker
+        #: ``options:`` validated by ``config_model`` (a model instance), else the raw mapping
+        self.options: Any = tracker.validated_options
+        #: the resolved ``credentials:`` secret, or ``None`` when the tracker has none
+        self.secret: SecretStr | None = tracker.secret
+
+    @classmethod
+    def from_config(cls, tracker: TrackerConfig) -> Backend:
+        """Build the backend for one configured tracker (override for a different signature)."""
+        return cls(tracker)
 
     @abc.abstractmethod
     def fetch_changed(self, cursor: str | None) -> FetchResult:
@@ -125,3 +159,45 @@ class Backend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
+
+
+class Registry:
+    """What ``tracker_bridge_register`` hook implementations add their backends to.
+
+    A name can be registered once; a second backend with the same name is an error naming
+    both plugins, so that a typo in a plugin cannot silently replace a built-in backend.
+    """
+
+    def __init__(self) -> None:
+        self._backends: dict[str, type[Backend]] = {}
+        self._origins: dict[str, str] = {}
+        #: the plugin whose hook is running; set by ``manager.collect_registry``
+        self.current_plugin: str = "?"
+
+    def add_backend(self, cls: type[Backend]) -> None:
+        """Register a :class:`Backend` subclass under its ``name``."""
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            msg = f"plugin {self.current_plugin}: add_backend({cls!r}) needs a Backend subclass"
+            raise TypeError(msg)
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            msg = f"plugin {self.current_plugin}: backend {cls.__qualname__} has no name"
+            raise TypeError(msg)
+        if name in self._backends and self._backends[name] is not cls:
+            msg = (f"backend {name!r} is registered twice: by plugin {self._origins[name]} and "
+                   f"by plugin {self.current_plugin}")
+            raise ValueError(msg)
+        self._backends[name] = cls
+        self._origins[name] = self.current_plugin
+
+    @property
+    def backends(self) -> Mapping[str, type[Backend]]:
+        """Every registered backend class by name."""
+        return dict(self._backends)
+
+    def origin(self, name: str) -> str:
+        """The plugin that registered backend ``name``."""
+        return self._origins[name]
+
+    def get(self, name: str) -> type[Backend] | None:
+        return self._backends.get(name)

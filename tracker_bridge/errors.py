@@ -71,5 +71,15 @@ class TicketWriteRejected(BackendError):
         self.key = key
 
 
+class TicketNotFound(BackendError):
+    """``fetch_ticket`` asked for a key the tracker does not have (deleted or not visible)."""
+
+    retryable = False
+
+    def __init__(self, tracker: str, key: str, message: str = "no such ticket") -> None:
+        super().__init__(tracker, f"ticket {key}: {message}")
+        self.key = key
+
+
 class SyncSafetyError(TrackerBridgeError):
     """A tracker suddenly returned no open tickets where the store holds many."""
