@@ -1,10 +1,89 @@
-"""The ``tracker-bridge`` command line (see ../shared/spec/CLI-AND-TICKET.md)."""
+"""The ``tracker-bridge`` command line (see ../shared/spec/CLI-AND-TICKET.md).
+
+Exit status: 0 success, 1 the work ran but found problems, 2 bad input (config, policy,
+arguments, ticket file). With ``--json`` a command prints exactly one JSON document.
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from . import __version__
+from .errors import EXIT_BAD_INPUT, ConfigError, InputError, TrackerBridgeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> None:
+    """Print an error the user can act on (no traceback) and exit with ``code``."""
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": code}))
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn the bridge's own errors into their message and exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            if as_json:
+                click.echo(
+                    json.dumps(
+                        {
+                            "error": "invalid configuration",
+                            "exit_code": exc.exit_code,
+                            "problems": [
+                                {"file": exc.source, "path": p, "message": m}
+                                for p, m in exc.problems
+                            ],
+                        }
+                    )
+                )
+                sys.exit(exc.exit_code)
+            fail(str(exc), exc.exit_code)
+        except TrackerBridgeError as exc:
+            fail(str(exc), exc.exit_code, as_json)
+        except ValueError as exc:  # ticket and calendar input errors
+            fail(str(exc), EXIT_BAD_INPUT, as_json)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_now(value: str | None, option: str = "--now") -> datetime:
+    """``--now`` as an aware instant; the current time when not given."""
+    if value is None:
+        return datetime.now(UTC)
+    return parse_iso(value, option)
+
+
+def parse_iso(value: str, option: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option}: {value!r} is not an ISO 8601 timestamp") from None
+    if dt.tzinfo is None:
+        raise InputError(
+            f"{option}: {value!r} has no UTC offset (write e.g. 2026-03-02T10:00:00+00:00)"
+        )
+    return dt
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,10 +92,146 @@ def main() -> None:
     """Service-desk-grade SLA enforcement for Redmine, JIRA and Bugzilla."""
 
 
+@main.command()
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The policy YAML file.",
+)
+@click.option("--class", "class_", required=True, help="The ticket class (severity).")
+@click.option("--plan", default=None, help="The support plan (default: the policy's default_plan).")
+@click.option("--start", required=True, help="The start instant, ISO 8601 with an offset.")
+@click.option(
+    "--metric",
+    default="resolution",
+    show_default=True,
+    type=click.Choice(["response", "resolution"]),
+    help="Which target.",
+)
+@json_option
+@handle_errors
+def deadline(
+    policy_path: str, class_: str, plan: str | None, start: str, metric: str, as_json: bool
+) -> None:
+    """The due instant of one target from a start instant (pure calendar arithmetic)."""
+    from .policyfile import load_policy
+
+    policy = load_policy(policy_path)
+    if class_ not in policy.classes:
+        raise InputError(
+            f"--class: {class_!r} is not a class of {policy_path} ({', '.join(policy.classes)})"
+        )
+    if plan is not None and plan not in policy.plans:
+        raise InputError(
+            f"--plan: {plan!r} is not a plan of {policy_path} ({', '.join(policy.plans)})"
+        )
+    t0 = parse_iso(start, "--start")
+    due = policy.deadline(class_, plan, t0, metric)
+    if as_json:
+        click.echo(json.dumps({"due": None if due is None else due.isoformat()}))
+        return
+    cal = policy.calendar_name(class_, plan, metric)
+    target = policy.classes[class_].get(metric)
+    if due is None:
+        click.echo(f"no {metric} target for class {class_}")
+        return
+    local = due.astimezone(policy.calendars[cal].zone if cal != "always" else due.tzinfo)
+    click.echo(due.isoformat())
+    click.echo(
+        f"  {metric} target {target.duration if target else '?'} for class {class_}, "
+        f"plan {plan or policy.default_plan}, on calendar {cal}; local time "
+        f"{local.strftime('%a %Y-%m-%d %H:%M:%S %Z')}"
+    )
+
+
+def _read_ticket(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the ticket file: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a normalized ticket is a JSON object")
+    return data
+
+
+@main.command()
+@click.option(
+    "--policy",
+    "policy_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The policy YAML file.",
+)
+@click.argument("ticket_path", metavar="TICKET.json")
+@click.option("--now", default=None, help="Evaluate as of this instant (default: now).")
+@json_option
+@handle_errors
+def evaluate(policy_path: str, ticket_path: str, now: str | None, as_json: bool) -> None:
+    """The engine's verdict on one normalized ticket (use - to read it from stdin)."""
+    from .core.engine import evaluate as run
+    from .core.ticket import Ticket, TicketError
+    from .policyfile import load_policy
+
+    policy = load_policy(policy_path)
+    at = parse_now(now)
+    try:
+        ticket = Ticket.from_dict(_read_ticket(ticket_path))
+    except TicketError as exc:
+        raise InputError(f"{ticket_path}: {exc}") from None
+    verdict = run(policy, ticket, at)
+    if as_json:
+        click.echo(json.dumps(verdict.to_dict(), indent=2))
+        return
+    print_verdict(verdict)
+
+
+def print_verdict(verdict: Any, reasons: bool = False) -> None:
+    """A verdict in human text (shared by ``evaluate`` and ``explain``)."""
+    from .core.durations import format_duration
+
+    v = verdict
+    click.echo(f"{v.ticket} at {v.now.isoformat()}")
+    click.echo(f"  class    {v.class_}  ({v.class_rule})")
+    click.echo(f"  plan     {v.plan}")
+    for name, m in v.metrics.items():
+        bits = [f"{m.state:<9}", f"elapsed {format_duration(m.elapsed)}"]
+        if m.target is not None:
+            bits.append(f"of {format_duration(m.target)}")
+        if m.due is not None:
+            bits.append(f"due {m.due.isoformat()}")
+        if m.remaining is not None:
+            bits.append(f"remaining {format_duration(m.remaining)}")
+        bits.append(f"[{m.calendar}]")
+        click.echo(f"  {name:<10} " + "  ".join(bits))
+    if v.tier is not None:
+        click.echo(
+            f"  tier     {v.tier}" + (f" -> escalate to {v.escalate_to}" if v.escalate_to else "")
+        )
+    click.echo(f"  level    {v.level or '-'}")
+    click.echo(f"  labels   {', '.join(sorted(v.labels))}")
+    for n in v.notes:
+        first = n.text.splitlines()[0] if n.text else ""
+        click.echo(f"  note     [{n.key}] {first}")
+    if v.next_change is not None:
+        click.echo(f"  changes  {v.next_change.isoformat()}")
+    for w in v.warnings:
+        click.echo(f"  warning  {w}")
+    if reasons:
+        click.echo("  why:")
+        for r in v.reasons:
+            click.echo(f"    - {r}")
+
+
 def _register_tracker_commands() -> None:
     try:
         from .cli_trackers import register_commands
-    except ImportError:  # pragma: no cover - during bootstrap only
+    except ImportError:  # the tracker commands live beside; tolerate their absence
         return
     register_commands(main)
 

@@ -86,8 +86,10 @@ def _walk_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
 
 def _stringify_keys(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, bool) else str(k).lower(): _stringify_keys(v)
-                for k, v in obj.items()}
+        return {
+            str(k) if not isinstance(k, bool) else str(k).lower(): _stringify_keys(v)
+            for k, v in obj.items()
+        }
     if isinstance(obj, list):
         return [_stringify_keys(v) for v in obj]
     return obj
@@ -97,7 +99,7 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """Parse YAML text; returns the data and a map from path to line number."""
     try:
         node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
@@ -145,7 +147,7 @@ def problems_from_validation(
         msg = err["msg"]
         for noise in ("Value error, ", "Assertion failed, "):
             if msg.startswith(noise):
-                msg = msg[len(noise):]
+                msg = msg[len(noise) :]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see POLICY-FORMAT.md)"
         elif err["type"] == "missing":
@@ -220,8 +222,11 @@ def parse_days(text: str) -> list[int]:
 
 def _minutes(text: str, whole: str) -> int:
     m = _TIME.match(text)
-    if not m or int(m.group(2)) >= 60 or int(m.group(1)) > 24 or (
-        int(m.group(1)) == 24 and int(m.group(2)) != 0
+    if (
+        not m
+        or int(m.group(2)) >= 60
+        or int(m.group(1)) > 24
+        or (int(m.group(1)) == 24 and int(m.group(2)) != 0)
     ):
         raise ValueError(f'"{whole}" is not a list of windows like "09:00-17:30,18:00-20:00"')
     return int(m.group(1)) * 60 + int(m.group(2))
@@ -236,7 +241,7 @@ def parse_windows(text: str) -> list[tuple[int, int]]:
         if not sep:
             raise ValueError(f'"{text}" is not a list of windows like "09:00-17:30,18:00-20:00"')
         s, e = _minutes(a, text), _minutes(b, text)
-        if s == e or s == DAY_MINUTES:
+        if s in (e, DAY_MINUTES):
             raise ValueError(f'"{part}" is an empty window')
         out.append((s, e if e > s else e + DAY_MINUTES))
     return out
@@ -545,7 +550,10 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
             a = lv.after
             given = [k for k in ("response", "resolution", "created") if getattr(a, k) is not None]
             if len(given) != 1:
-                p.add((*loc, "after"), "give exactly one of response: N%, resolution: N% or created: DURATION")
+                p.add(
+                    (*loc, "after"),
+                    "give exactly one of response: N%, resolution: N% or created: DURATION",
+                )
             if a.calendar is not None and a.created is None:
                 p.add((*loc, "after", "calendar"), "only a `created` trigger takes a calendar")
             need("calendar", calendars, a.calendar, (*loc, "after", "calendar"))
@@ -555,11 +563,15 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
     for g, names_ in m.statuses.items():
         for i, s in enumerate(names_):
             if s.casefold() in seen:
-                p.add(("statuses", g, i), f'status "{s}" is already in group "{seen[s.casefold()]}"')
+                p.add(
+                    ("statuses", g, i), f'status "{s}" is already in group "{seen[s.casefold()]}"'
+                )
             seen[s.casefold()] = g
 
 
-def _build_calendar(name: str, cm: CalendarModel, default_zone: str, p: _Problems) -> BusinessCalendar | None:
+def _build_calendar(
+    name: str, cm: CalendarModel, default_zone: str, p: _Problems
+) -> BusinessCalendar | None:
     week: dict[int, list[tuple[int, int]]] = {d: [] for d in range(7)}
     for days, windows in cm.week.items():
         for d in parse_days(days):
@@ -629,14 +641,18 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
     classify = Classify(
         field=cl.field,
         map=dict(cl.map),
-        matrix=None if cl.matrix is None else Matrix(
+        matrix=None
+        if cl.matrix is None
+        else Matrix(
             cl.matrix.impact, cl.matrix.urgency, {u: dict(r) for u, r in cl.matrix.table.items()}
         ),
         overrides=tuple(
             Override(
                 o.class_,
                 Condition(
-                    text_matches=None if o.when.text_matches is None else re.compile(o.when.text_matches),
+                    text_matches=None
+                    if o.when.text_matches is None
+                    else re.compile(o.when.text_matches),
                     field=o.when.field,
                     in_=None if o.when.in_ is None else frozenset(o.when.in_),
                     matches=None if o.when.matches is None else re.compile(o.when.matches),
@@ -648,23 +664,33 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
     )
     tiers = None
     if m.tiers is not None:
-        tiers = Tiers(m.tiers.field, tuple(m.tiers.ladder), {t: dict(r) for t, r in m.tiers.ladder.items()})
+        tiers = Tiers(
+            m.tiers.field, tuple(m.tiers.ladder), {t: dict(r) for t, r in m.tiers.ladder.items()}
+        )
     escalation = None
     if m.escalation is not None:
         levels = []
         for lv in m.escalation.levels:
             a = lv.after
-            metric = "response" if a.response is not None else "resolution" if a.resolution is not None else None
-            levels.append(Level(
-                lv.name,
-                Trigger(
-                    metric=metric,
-                    fraction=None if metric is None else parse_percent(getattr(a, metric)),
-                    created=a.created,
-                    calendar=a.calendar,
-                ),
-                None if lv.classes is None else frozenset(lv.classes),
-            ))
+            metric = (
+                "response"
+                if a.response is not None
+                else "resolution"
+                if a.resolution is not None
+                else None
+            )
+            levels.append(
+                Level(
+                    lv.name,
+                    Trigger(
+                        metric=metric,
+                        fraction=None if metric is None else parse_percent(getattr(a, metric)),
+                        created=a.created,
+                        calendar=a.calendar,
+                    ),
+                    None if lv.classes is None else frozenset(lv.classes),
+                )
+            )
         escalation = Escalation(tuple(levels), m.escalation.requested_label)
     statuses = {g: tuple(m.statuses.get(g, ())) for g in STATUS_GROUPS}
     return Policy(
@@ -694,7 +720,9 @@ def load_policy_text(text: str, source: str = "<string>") -> Policy:
     """Validate and compile a policy from YAML text; errors name ``source``."""
     data, lines = read_yaml(text, source)
     if not isinstance(data, dict):
-        raise ConfigError(source, [("(top level)", "a policy is a mapping of keys (see POLICY-FORMAT.md)")])
+        raise ConfigError(
+            source, [("(top level)", "a policy is a mapping of keys (see POLICY-FORMAT.md)")]
+        )
     try:
         model = PolicyModel.model_validate(data)
     except ValidationError as exc:
@@ -708,7 +736,9 @@ def load_policy(path: str | Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [("", f"cannot read the policy file: {exc.strerror}")]) from None
+        raise ConfigError(
+            str(path), [("", f"cannot read the policy file: {exc.strerror}")]
+        ) from None
     return load_policy_text(text, str(path))
 
 

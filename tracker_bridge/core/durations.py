@@ -57,7 +57,9 @@ def parse_duration(text: object) -> Duration | None:
     if s == "none":
         return None
     if not s or not _WHOLE.fullmatch(s):
-        raise DurationError(f'"{text}" is not a duration (use e.g. 30m, 0.5h, 8h30m, 2d, 5bd or none)')
+        raise DurationError(
+            f'"{text}" is not a duration (use e.g. 30m, 0.5h, 8h30m, 2d, 5bd or none)'
+        )
     fixed_us = Fraction(0)
     bd = Fraction(0)
     for number, unit in _PART.findall(s):
@@ -66,7 +68,9 @@ def parse_duration(text: object) -> Duration | None:
             bd += n
         else:
             fixed_us += n * _UNIT_SECONDS[unit] * 1_000_000
-    return Duration(fixed=timedelta(microseconds=round(fixed_us)), business_days=bd, text=text.strip())
+    return Duration(
+        fixed=timedelta(microseconds=round(fixed_us)), business_days=bd, text=text.strip()
+    )
 
 
 def parse_fixed_duration(text: object) -> timedelta:

@@ -172,7 +172,9 @@ class Policy:
         }
         for group, names in overrides.items():
             if group not in STATUS_GROUPS:
-                raise ValueError(f"statuses.{group}: not a status group ({', '.join(STATUS_GROUPS)})")
+                raise ValueError(
+                    f"statuses.{group}: not a status group ({', '.join(STATUS_GROUPS)})"
+                )
             statuses[group] = tuple(names)
         return replace(self, statuses=statuses)
 
@@ -199,7 +201,9 @@ class Policy:
         p, _ = self.plan_for(plan)
         return p.by_class.get(class_, p.calendar)
 
-    def calendar(self, class_: str, plan: str | None, metric: str = "resolution") -> BusinessCalendar:
+    def calendar(
+        self, class_: str, plan: str | None, metric: str = "resolution"
+    ) -> BusinessCalendar:
         return self.calendars[self.calendar_name(class_, plan, metric)]
 
     def target(self, class_: str, plan: str | None, metric: str) -> timedelta | None:

@@ -109,8 +109,18 @@ class Ticket:
             raise TicketError("ticket", "must be a JSON object")
         ref = f"{data.get('tracker', '?')}:{data.get('key', '?')}"
         known = {
-            "tracker", "key", "url", "created", "updated", "reporter", "subject",
-            "description", "status", "fields", "labels", "history",
+            "tracker",
+            "key",
+            "url",
+            "created",
+            "updated",
+            "reporter",
+            "subject",
+            "description",
+            "status",
+            "fields",
+            "labels",
+            "history",
         }
         for k in data:
             if k not in known:
