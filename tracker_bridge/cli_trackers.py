@@ -1,0 +1,339 @@
+"""The tracker commands: ``sync --once``, ``check``, ``explain``, ``plugins``.
+
+``tracker_bridge.cli`` calls :func:`register_commands` on its group. Exit status: 0 success,
+1 the work ran but found problems (a tracker unreachable, a write refused, a setup problem),
+2 bad input (config, policy, arguments). With ``--json`` each prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from .errors import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    ConfigError,
+    InputError,
+    TrackerBridgeError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_HELP = "The config file (default: $TRACKER_BRIDGE_CONFIG or tracker-bridge.yaml)."
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _handle_errors(func: F) -> F:
+    """The bridge's own errors as their message (no traceback) and exit status."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            if as_json:
+                _emit_json({"error": "invalid configuration", "exit_code": exc.exit_code,
+                            "problems": [{"file": exc.source, "path": p, "message": m}
+                                         for p, m in exc.problems]})
+            else:
+                click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except TrackerBridgeError as exc:
+            if as_json:
+                _emit_json({"error": str(exc), "exit_code": exc.exit_code})
+            else:
+                click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--now: {value!r} is not an ISO 8601 timestamp") from None
+    if dt.tzinfo is None:
+        raise InputError(f"--now: {value!r} has no UTC offset "
+                         "(write e.g. 2026-03-02T10:00:00+00:00)")
+    return dt
+
+
+def _config_option(func: F) -> F:
+    return click.option("--config", "config_path", default=None,
+                        type=click.Path(dir_okay=False), help=CONFIG_HELP)(func)
+
+
+def _json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+
+
+def _describe_diff(d: Any) -> str:
+    parts = [f"{k}={v if v is not None else '(clear)'}" for k, v in sorted(d.set_fields.items())]
+    parts += [f"+{x}" for x in sorted(d.add_labels)]
+    parts += [f"-{x}" for x in sorted(d.remove_labels)]
+    parts += [f"note {n.key}" for n in d.notes]
+    return ", ".join(parts)
+
+
+# -- sync ---------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run one cycle and exit (the daemon is `run`).")
+@click.option("--dry-run", is_flag=True, help="Print the writes it would make; make none.")
+@click.option("--now", default=None, help="Evaluate as of this instant (ISO 8601 with offset).")
+@click.option("--tracker", "only", multiple=True, help="Only this tracker (repeatable).")
+@click.option("--force", is_flag=True,
+              help="Skip the mass-change guard for this cycle (after checking the tracker).")
+@_config_option
+@_json_option
+@_handle_errors
+def sync(once: bool, dry_run: bool, now: str | None, only: tuple[str, ...], force: bool,
+         config_path: str | None, as_json: bool) -> None:
+    """One poll-evaluate-write cycle over every configured tracker."""
+    from .config import load_config
+    from .manager import get_plugin_manager
+    from .sync import run_once
+
+    if not once:
+        raise InputError("sync runs one cycle with --once; the daemon is `tracker-bridge run`")
+    at = _parse_now(now)
+    pm = get_plugin_manager()
+    cfg = load_config(config_path, pm=pm)
+    for name in only:
+        cfg.tracker(name)  # an unknown name is bad input, before anything runs
+    report = run_once(cfg, now=at, dry_run=dry_run, pm=pm, trackers=only or None, force=force)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        _print_report(report)
+    sys.exit(EXIT_OK if report.ok else EXIT_PROBLEMS)
+
+
+def _print_report(report: Any) -> None:
+    verb = "would write" if report.dry_run else "wrote"
+    head = f"sync at {report.now.isoformat()}"
+    if report.dry_run:
+        head += " (dry run: nothing is written)"
+    click.echo(head)
+    for t in report.trackers:
+        w = t.writes
+        line = (f"{t.tracker}: fetched {t.fetched}, re-fetched {t.refetched}, evaluated "
+                f"{t.evaluated}; {verb} {w['tickets']} tickets ({w['fields']} fields, "
+                f"{w['labels_added']} labels added, {w['labels_removed']} removed, "
+                f"{w['notes']} notes)")
+        click.echo(line)
+        for d in t.diffs:
+            click.echo(f"  {t.tracker}:{d.key}: {_describe_diff(d)}")
+        if t.aborted:
+            click.echo(f"  {t.tracker}: stopped; its cursor did not move")
+        for e in t.errors:
+            click.echo(f"  error: {e}")
+    for h in report.hook_errors:
+        click.echo(f"  plugin error: {h}")
+    if report.next_change is not None:
+        click.echo(f"next time-driven change: {report.next_change.isoformat()}")
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
+              help="Validate this policy file alone.")
+@_config_option
+@_json_option
+@_handle_errors
+def check(policy_path: str | None, config_path: str | None, as_json: bool) -> None:
+    """Validate the config and policy, then connect to each tracker and verify its setup."""
+    from .config import default_config_path, load_config
+    from .manager import get_plugin_manager
+    from .policyfile import load_policy
+
+    doc: dict[str, Any] = {"ok": True}
+    lines: list[str] = []
+    if policy_path is not None:
+        policy = load_policy(policy_path)
+        doc["policy"] = _policy_summary(policy_path, policy)
+        lines.append(_policy_line(policy_path, policy))
+        if config_path is None and not default_config_path().exists():
+            _finish_check(doc, lines, as_json)
+            return
+    elif config_path is None and not default_config_path().exists():
+        raise InputError(f"nothing to check: give --policy FILE or --config FILE "
+                         f"(no {default_config_path()} here)")
+
+    pm = get_plugin_manager()
+    cfg = load_config(config_path, pm=pm)
+    policy = cfg.policy_obj
+    doc["config"] = {"file": str(cfg.source), "trackers": [t.name for t in cfg.trackers]}
+    doc["policy"] = _policy_summary(str(cfg.policy), policy)
+    lines.append(f"config {cfg.source}: ok ({len(cfg.trackers)} trackers)")
+    lines.append(_policy_line(str(cfg.policy), policy))
+    labels = policy.all_labels()
+    doc["trackers"] = []
+    from .sync import make_backend
+
+    for tc in cfg.trackers:
+        entry: dict[str, Any] = {"name": tc.name, "backend": tc.backend, "url": tc.url,
+                                 "problems": []}
+        backend = None
+        try:
+            backend = make_backend(pm, tc)
+            problems = backend.check(labels)
+        except TrackerBridgeError as e:
+            problems = []
+            entry["problems"].append({"where": "connection", "message": str(e),
+                                      "missing_values": []})
+        except Exception as e:  # a plugin bug is this tracker's problem, not the command's
+            problems = []
+            entry["problems"].append({"where": "plugin", "message":
+                                      f"{type(e).__name__}: {e}", "missing_values": []})
+        finally:
+            if backend is not None:
+                backend.close()
+        for p in problems:
+            entry["problems"].append({"where": p.where, "message": p.message,
+                                      "missing_values": list(p.missing_values)})
+        entry["ok"] = not entry["problems"]
+        doc["trackers"].append(entry)
+        if entry["ok"]:
+            lines.append(f"tracker {tc.name} ({tc.backend}): ok")
+        else:
+            doc["ok"] = False
+            lines.append(f"tracker {tc.name} ({tc.backend}): {len(entry['problems'])} problems")
+            for p in entry["problems"]:
+                lines.append(f"  - {p['where']}: {p['message']}")
+                if p["missing_values"]:
+                    lines.append("    values an admin must add:")
+                    lines.extend(f"      {v}" for v in p["missing_values"])
+    _finish_check(doc, lines, as_json)
+
+
+def _policy_summary(path: str, policy: Any) -> dict[str, Any]:
+    return {"file": path, "name": policy.name, "classes": list(policy.classes),
+            "plans": list(policy.plans), "label_prefix": policy.label_prefix,
+            "labels": policy.all_labels()}
+
+
+def _policy_line(path: str, policy: Any) -> str:
+    return (f"policy {path}: ok ({policy.name}: {len(policy.classes)} classes, "
+            f"{len(policy.plans)} plans, {len(policy.all_labels())} labels "
+            f"under {policy.label_prefix!r})")
+
+
+def _finish_check(doc: dict[str, Any], lines: list[str], as_json: bool) -> None:
+    if as_json:
+        _emit_json(doc)
+    else:
+        for line in lines:
+            click.echo(line)
+    sys.exit(EXIT_OK if doc["ok"] else EXIT_PROBLEMS)
+
+
+# -- explain ------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("ref", metavar="TRACKER:KEY")
+@click.option("--now", default=None, help="Evaluate as of this instant (ISO 8601 with offset).")
+@_config_option
+@_json_option
+@_handle_errors
+def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -> None:
+    """Fetch one live ticket and print the verdict with the reasoning in words."""
+    from .backend import posted_note_keys
+    from .config import load_config
+    from .core.engine import evaluate
+    from .manager import get_plugin_manager
+    from .sync import compute_diff, make_backend
+
+    name, sep, key = ref.partition(":")
+    if not sep or not name or not key:
+        raise InputError(f"{ref!r}: write TRACKER:KEY, e.g. clinic-redmine:42")
+    at = _parse_now(now)
+    pm = get_plugin_manager()
+    cfg = load_config(config_path, pm=pm)
+    tc = cfg.tracker(name)
+    policy = cfg.policy_obj.with_status_overrides(tc.status_overrides())
+    backend = make_backend(pm, tc)
+    try:
+        ticket = backend.fetch_ticket(key)
+    finally:
+        backend.close()
+    replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=ticket)
+    ticket = replaced or ticket
+    verdict = evaluate(policy, ticket, at)
+    diff = compute_diff(ticket, verdict, tc, policy)
+    if as_json:
+        _emit_json({"ticket": ticket.to_dict(), "verdict": verdict.to_dict(),
+                    "reasons": list(verdict.reasons), "diff": diff.to_dict(),
+                    "posted_notes": sorted(posted_note_keys(ticket))})
+        return
+    from .cli import print_verdict
+
+    if ticket.url:
+        click.echo(ticket.url)
+    print_verdict(verdict, reasons=True)
+    if diff:
+        click.echo(f"  sync would write: {_describe_diff(diff)}")
+    else:
+        click.echo("  sync would write nothing: the ticket already shows this verdict")
+
+
+# -- plugins ------------------------------------------------------------------------------------
+
+
+@click.command()
+@_json_option
+@_handle_errors
+def plugins(as_json: bool) -> None:
+    """The installed tracker plugins, their versions and where they come from."""
+    from .manager import get_plugin_manager, list_plugins
+
+    infos = list_plugins(get_plugin_manager())
+    if as_json:
+        _emit_json({"plugins": [p.to_dict() for p in infos]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("plugin", "version", "origin", "backends", box=None, pad_edge=False)
+    for p in infos:
+        table.add_row(p.name, p.version, p.origin, ", ".join(p.backends) or "-")
+    Console(width=max(100, Console().width)).print(table)
+
+
+# -- registration -------------------------------------------------------------------------------
+
+
+def register_commands(group: click.Group) -> None:
+    """Add the tracker commands, then any command a plugin contributes, to ``group``."""
+    for cmd in (sync, check, explain, plugins):
+        group.add_command(cmd)
+    try:
+        from .manager import get_plugin_manager
+
+        pm = get_plugin_manager()
+        pm.hook.tracker_bridge_register_commands(cli=group)
+    except Exception as e:  # a broken plugin must not take the whole command line down
+        click.echo(f"warning: plugin commands not loaded: {type(e).__name__}: {e} "
+                   "(disable a plugin with TRACKER_BRIDGE_DISABLE_PLUGINS=name)", err=True)
+
+
+__all__ = ["EXIT_BAD_INPUT", "register_commands"]
