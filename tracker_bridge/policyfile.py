@@ -198,7 +198,9 @@ _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, coerce_numbers_to_str=True
+    )
 
 
 def parse_days(text: str) -> list[int]:
