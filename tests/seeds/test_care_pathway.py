@@ -1,0 +1,263 @@
+"""Handbook 000 (Lumeon care-pathway platform) replayed against care-pathway.yaml.
+
+Calendars (from the handbook): Essentials = office 09:00-17:30 Mon-Fri; Professional =
+08:00-20:00 Mon-Fri plus critical 08:00-20:00 seven days; Premium = Professional plus critical
+24x7x365; England and Wales bank holidays; London time (GMT until 29 March 2026 01:00 UTC,
+then BST = UTC+1).
+Targets: critical 30m / 4h, high 1h / 8h, medium 1bd / 5bd, low 1bd / 10bd.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from fractions import Fraction
+
+import pytest
+
+from .seedlib import at, due, policy, status, ticket, verdict
+
+P = "care-pathway"
+
+
+# -- "Priority 1 issues regardless of the overall system availability" -------------------------
+
+P1_REGARDLESS = [
+    # Unavailability of calendars (losing the ability to manage, create or edit)
+    ({"subject": "Calendar unavailable for all users"}, {}),
+    ({"subject": "Booking clerks", "description": "Cannot create or edit appointments in the calendar"}, {}),
+    ({"subject": "Diary page not loading"}, {"component": "Calendar"}),
+    # Unavailability of clinical information (EMR and EMR2 components)
+    ({"subject": "EMR2 unavailable since 09:00"}, {}),
+    ({"subject": "Clinical information not available to clinicians"}, {}),
+    ({"subject": "Clinical letters inaccessible"}, {"component": "EMR"}),
+    # Unavailability of the data supply service (if provided)
+    ({"subject": "Data supply service down overnight"}, {}),
+    ({"subject": "Nightly extract failed"}, {"component": "Data supply"}),
+    # Unavailability of the NHS Electronic Referral Service (ERS or Choose-and-Book (CAB))
+    ({"subject": "NHS e-Referral Service unavailable"}, {}),
+    ({"subject": "Choose and Book down"}, {}),
+    ({"subject": "Referrals failing", "description": "We cannot connect since the upgrade"}, {"component": "ERS"}),
+]
+
+
+@pytest.mark.parametrize(("text", "extra"), P1_REGARDLESS)
+@pytest.mark.parametrize("priority", ["Low", "Normal", "High"])
+def test_priority_1_regardless_of_the_priority_field(
+    text: dict[str, str], extra: dict[str, str], priority: str
+) -> None:
+    t = ticket("2026-03-03T10:00:00+00:00", fields={"priority": priority, **extra}, **text)
+    v = verdict(policy(P), t, "2026-03-03T10:05:00+00:00")
+    assert v["class"] == "critical"
+    assert v["class_rule"].startswith("override")
+    # the critical targets apply: 0.5 business hour, on Essentials' office hours
+    assert v["metrics"]["response"]["target_s"] == 30 * 60
+    assert due(v, "response") == at("2026-03-03T10:30:00+00:00")
+    assert "sla-critical" in v["labels"]
+
+
+@pytest.mark.parametrize(
+    ("subject", "component", "priority", "expected"),
+    [
+        # the handbook's own example of a 2 High: patient records alone are not P1
+        ("Unable to access multiple patient records", None, "High", "high"),
+        ("Calendar colours wrong in week view", None, "Low", "low"),
+        ("Typo in the EMR2 help text", "EMR", "Low", "low"),
+        ("Cannot write custom reports", None, "Normal", "medium"),
+    ],
+)
+def test_ordinary_faults_keep_their_priority(
+    subject: str, component: str | None, priority: str, expected: str
+) -> None:
+    fields = {"priority": priority} | ({"component": component} if component else {})
+    v = verdict(policy(P), ticket("2026-03-03T10:00:00+00:00", fields=fields, subject=subject),
+                "2026-03-03T10:05:00+00:00")
+    assert v["class"] == expected
+    assert v["class_rule"] == "map:priority"
+
+
+# -- plans and coverage hours ---------------------------------------------------------------------
+
+COVERAGE = [
+    # Essentials critical, Fri 6 Mar 2026 17:00 GMT. Office hours 09:00-17:30.
+    #   response 30m: 17:00-17:30 -> due 17:30 exactly (used up at the window's end)
+    #   resolution 4h: 0.5h Fri, weekend closed, Mon 9 Mar 09:00 + 3.5h = 12:30
+    ("essentials", "Immediate", "2026-03-06T17:00:00+00:00",
+     "2026-03-06T17:30:00+00:00", "2026-03-09T12:30:00+00:00"),
+    # Professional critical on Saturday 7 Mar 10:00: 7-day 08:00-20:00 cover
+    #   response 10:30, resolution 14:00 the same Saturday
+    ("professional", "Immediate", "2026-03-07T10:00:00+00:00",
+     "2026-03-07T10:30:00+00:00", "2026-03-07T14:00:00+00:00"),
+    # Professional critical Sat 7 Mar 19:00: response 19:30; resolution 1h Sat (19-20),
+    #   Sun 8 Mar 08:00 + 3h = 11:00
+    ("professional", "Immediate", "2026-03-07T19:00:00+00:00",
+     "2026-03-07T19:30:00+00:00", "2026-03-08T11:00:00+00:00"),
+    # Premium critical Sat 7 Mar 22:00: on the clock. response 22:30, resolution Sun 02:00
+    ("premium", "Immediate", "2026-03-07T22:00:00+00:00",
+     "2026-03-07T22:30:00+00:00", "2026-03-08T02:00:00+00:00"),
+    # Premium high Sat 7 Mar 22:00: not critical, so Mon-Fri 08:00-20:00.
+    #   response Mon 9 Mar 08:00 + 1h = 09:00; resolution 08:00 + 8h = 16:00
+    ("premium", "High", "2026-03-07T22:00:00+00:00",
+     "2026-03-09T09:00:00+00:00", "2026-03-09T16:00:00+00:00"),
+    # Essentials high Tue 3 Mar 16:00: response 17:00; resolution 1.5h Tue (16:00-17:30),
+    #   Wed 09:00 + 6.5h = 15:30
+    ("essentials", "High", "2026-03-03T16:00:00+00:00",
+     "2026-03-03T17:00:00+00:00", "2026-03-04T15:30:00+00:00"),
+    # Essentials medium Tue 3 Mar 11:00. 1bd = 8h30m (Monday's window).
+    #   response: 6.5h Tue (11:00-17:30) + Wed 09:00 + 2h = Wed 11:00 (same time next day)
+    #   resolution 5bd = 42.5h: Tue 6.5 | Wed 8.5 (15) | Thu 8.5 (23.5) | Fri 8.5 (32) |
+    #   Mon 8.5 (40.5) | Tue 10 Mar 09:00 + 2h = 11:00
+    ("essentials", "Normal", "2026-03-03T11:00:00+00:00",
+     "2026-03-04T11:00:00+00:00", "2026-03-10T11:00:00+00:00"),
+    # Essentials low: resolution 10bd = twice the 5bd above: Tue 17 Mar 11:00
+    ("essentials", "Low", "2026-03-03T11:00:00+00:00",
+     "2026-03-04T11:00:00+00:00", "2026-03-17T11:00:00+00:00"),
+    # Professional medium Tue 3 Mar 11:00 on 08:00-20:00 (1bd = 12h):
+    #   response: Tue 9h (11-20) + Wed 08:00 + 3h = Wed 11:00
+    #   resolution 5bd = 60h: Tue 9 | Wed-Mon 4 x 12 (57) | Tue 10 Mar 08:00 + 3h = 11:00
+    ("professional", "Normal", "2026-03-03T11:00:00+00:00",
+     "2026-03-04T11:00:00+00:00", "2026-03-10T11:00:00+00:00"),
+    # Easter 2026: Good Friday 3 Apr and Easter Monday 6 Apr are English bank holidays.
+    # Essentials medium Thu 2 Apr 15:00 BST (14:00 UTC): response 2.5h Thu (15:00-17:30),
+    #   Fri/Sat/Sun/Mon closed, Tue 7 Apr 09:00 BST + 6h = 15:00 BST = 14:00 UTC.
+    #   resolution 42.5h: Thu 2.5 | Tue 8.5 (11) | Wed (19.5) | Thu (28) | Fri (36.5) |
+    #   Mon 13 Apr 09:00 + 6h = 15:00 BST
+    ("essentials", "Normal", "2026-04-02T15:00:00+01:00",
+     "2026-04-07T15:00:00+01:00", "2026-04-13T15:00:00+01:00"),
+    # Clocks go forward Sun 29 Mar 2026 01:00 UTC. Premium critical Sat 28 Mar 23:00 GMT:
+    #   4 real hours later is 03:00 UTC = 04:00 BST on the wall clock.
+    ("premium", "Immediate", "2026-03-28T23:00:00+00:00",
+     "2026-03-28T23:30:00+00:00", "2026-03-29T04:00:00+01:00"),
+    # Professional critical Sat 28 Mar 19:00 GMT: 1h Sat (19-20 GMT), Sun 29 Mar opens
+    #   08:00 BST (07:00 UTC) + 3h = 11:00 BST
+    ("professional", "Immediate", "2026-03-28T19:00:00+00:00",
+     "2026-03-28T19:30:00+00:00", "2026-03-29T11:00:00+01:00"),
+    # Christmas 2026: Fri 25 Dec, Sat 26 Dec (Boxing Day), Mon 28 Dec (Boxing Day observed).
+    # Professional critical Fri 25 Dec 10:00: the 7-day cover excludes national holidays (our
+    #   choice), so it starts Sun 27 Dec 08:00: response 08:30, resolution 12:00.
+    ("professional", "Immediate", "2026-12-25T10:00:00+00:00",
+     "2026-12-27T08:30:00+00:00", "2026-12-27T12:00:00+00:00"),
+    # Premium critical the same instant: "including all national holidays": 10:30 and 14:00.
+    ("premium", "Immediate", "2026-12-25T10:00:00+00:00",
+     "2026-12-25T10:30:00+00:00", "2026-12-25T14:00:00+00:00"),
+]
+
+
+@pytest.mark.parametrize(("plan", "priority", "created", "response_due", "resolution_due"), COVERAGE)
+def test_due_instants_per_plan(
+    plan: str, priority: str, created: str, response_due: str, resolution_due: str
+) -> None:
+    t = ticket(created, fields={"priority": priority, "plan": plan})
+    v = verdict(policy(P), t, created)
+    assert v["plan"] == plan
+    assert due(v, "response") == at(response_due)
+    assert due(v, "resolution") == at(resolution_due)
+
+
+def test_business_day_is_monday_cover() -> None:
+    # "1 Business Day" = one day of the plan's cover: 8h30m for office hours, 12h for 8-20.
+    cals = policy(P).calendars
+    assert cals["office"].business_day == timedelta(hours=8, minutes=30)
+    assert cals["extended"].business_day == timedelta(hours=12)
+
+
+def test_unknown_plan_falls_back_to_essentials() -> None:
+    t = ticket("2026-03-06T17:00:00+00:00", fields={"priority": "High", "plan": "gold"})
+    v = verdict(policy(P), t, "2026-03-06T17:00:00+00:00")
+    assert v["plan"] == "essentials"
+    # 30 min Fri (17:00-17:30) + Mon 09:00 + 30 min
+    assert due(v, "response") == at("2026-03-09T09:30:00+00:00")
+
+
+# -- awaiting the Technical Contact is deducted ------------------------------------------------------
+
+def _awaiting_customer_ticket() -> object:
+    # Essentials high, Tue 3 Mar 10:00; answered 10:20; waiting on the customer from 11:00
+    # until Wed 10:00.
+    return ticket(
+        "2026-03-03T10:00:00+00:00", status="In Progress", fields={"priority": "High"},
+        history=[
+            status("2026-03-03T10:20:00+00:00", "New", "In Progress"),
+            status("2026-03-03T11:00:00+00:00", "In Progress", "Feedback"),
+            status("2026-03-04T10:00:00+00:00", "Feedback", "In Progress"),
+        ],
+    )
+
+
+def test_waiting_for_the_customer_pauses_the_clock() -> None:
+    v = verdict(policy(P), _awaiting_customer_ticket(), "2026-03-03T15:00:00+00:00")
+    res = v["metrics"]["resolution"]
+    # 1h ran (10:00-11:00), 7h remain, no deadline while paused
+    assert res["state"] == "paused"
+    assert res["elapsed_s"] == 3600
+    assert res["remaining_s"] == 7 * 3600
+    assert res["due"] is None
+    assert "sla-paused" in v["labels"]
+    assert v["metrics"]["response"]["state"] == "met"
+    assert v["metrics"]["response"]["elapsed_s"] == 20 * 60
+
+
+def test_deadline_moves_by_the_waiting_time() -> None:
+    v = verdict(policy(P), _awaiting_customer_ticket(), "2026-03-04T12:00:00+00:00")
+    res = v["metrics"]["resolution"]
+    # resumed Wed 10:00 with 7h left: due 17:00; elapsed 1h + 2h (10:00-12:00)
+    assert res["state"] == "running"
+    assert res["elapsed_s"] == 3 * 3600
+    assert res["remaining_s"] == 5 * 3600
+    assert due(v, "resolution") == at("2026-03-04T17:00:00+00:00")
+    assert "sla-paused" not in v["labels"]
+
+
+# -- hierarchical escalation ------------------------------------------------------------------
+
+ESCALATION = [
+    # Essentials high, created Tue 3 Mar 09:00, never answered, never resolved.
+    # incident owner at 100% of the 1h response target: 10:00
+    ("2026-03-03T09:59:59+00:00", None),
+    ("2026-03-03T10:00:00+00:00", "incident-owner"),
+    # manager at 100% of the 8h resolution target: 09:00 + 8h = 17:00
+    ("2026-03-03T16:59:59+00:00", "incident-owner"),
+    ("2026-03-03T17:00:00+00:00", "support-manager"),
+    # director at 150% = 12h: 8.5h Tue (09:00-17:30), Wed 09:00 + 3.5h = 12:30
+    ("2026-03-04T12:29:59+00:00", "support-manager"),
+    ("2026-03-04T12:30:00+00:00", "support-director"),
+    ("2026-03-10T12:00:00+00:00", "support-director"),
+]
+
+
+@pytest.mark.parametrize(("now", "level"), ESCALATION)
+def test_hierarchical_levels(now: str, level: str | None) -> None:
+    t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"})
+    v = verdict(policy(P), t, now)
+    assert v["level"] == level
+    if level is not None:
+        assert f"sla-level-{level}" in v["labels"]
+        assert any(n["key"] == f"level:{level}" for n in v["notes"])
+
+
+def test_customer_request_raises_the_level_by_one() -> None:
+    # "Customers can request this type of escalation": 09:30, no level triggered yet
+    t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"},
+               labels=["escalation-requested"])
+    assert verdict(policy(P), t, "2026-03-03T09:30:00+00:00")["level"] == "incident-owner"
+    # after 17:00 the manager level is triggered; the request lifts it to the director
+    assert verdict(policy(P), t, "2026-03-03T17:10:00+00:00")["level"] == "support-director"
+
+
+def test_resolution_clears_the_escalation() -> None:
+    t = ticket("2026-03-03T09:00:00+00:00", status="Resolved", fields={"priority": "High"},
+               history=[status("2026-03-04T12:00:00+00:00", "New", "Resolved")])
+    v = verdict(policy(P), t, "2026-03-04T13:00:00+00:00")
+    assert v["level"] is None
+    # 8.5h Tue + 3h Wed = 11.5h > 8h: breached, but resolved
+    assert v["metrics"]["resolution"]["state"] == "breached"
+    assert v["metrics"]["resolution"]["elapsed_s"] == int(11.5 * 3600)
+
+
+def test_compliance_goal_and_statuses() -> None:
+    p = policy(P)
+    # "Lumeon aims to achieve 90% compliance against these stated targets."
+    assert p.goal == Fraction(9, 10)
+    assert p.status_group("Feedback") == "waiting"
+    assert p.status_group("Resolved") == "resolved"
+    assert p.status_group("Closed") == "closed"
+    assert p.status_group("In Progress") == "open"
