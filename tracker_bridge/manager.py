@@ -62,9 +62,10 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
     """Ask every plugin for its backends; each registration remembers which plugin made it."""
     registry = Registry()
     caller = pm.hook.tracker_bridge_register
-    # pluggy calls the implementations in reverse registration order; go through them one by
-    # one (same order) so that the registry can name the plugin responsible for each backend
-    for impl in reversed(caller.get_hookimpls()):
+    # one implementation at a time, so that the registry can name the plugin responsible for
+    # each backend; in registration order, so built-ins claim their names first and a
+    # third-party plugin reusing one is the one named as the duplicate
+    for impl in caller.get_hookimpls():
         registry.current_plugin = impl.plugin_name
         kwargs = {"registry": registry} if "registry" in impl.argnames else {}
         impl.function(**kwargs)
