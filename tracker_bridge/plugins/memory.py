@@ -335,7 +335,8 @@ class MemoryBackend(Backend):
             except BackendError as e:
                 problems.append(Problem("options.file", str(e)))
         if self.opts.allowed_labels is not None:
-            missing = tuple(sorted(set(labels) - set(self.opts.allowed_labels)))
+            allowed = set(self.opts.allowed_labels)
+            missing = tuple(dict.fromkeys(x for x in labels if x not in allowed))
             if missing:
                 problems.append(Problem(
                     "labels field", f"{len(missing)} label values are missing",
