@@ -34,25 +34,18 @@ Construction: the bridge calls ``BackendClass.from_config(tracker)`` with the va
 from __future__ import annotations
 
 import abc
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .core.ticket import Ticket
-from .core.verdict import Note
+from .core.verdict import NOTE_MARKER_RE, Note
+from .core.verdict import note_marker as note_marker  # re-exported: the plugins' marker
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from .config import TrackerConfig
-
-NOTE_MARKER_RE = re.compile(r"\[tracker-bridge:note=([A-Za-z0-9:._\-]+)\]")
-
-
-def note_marker(key: str) -> str:
-    """The marker appended to every note the bridge posts, e.g. ``[tracker-bridge:note=kb]``."""
-    return f"[tracker-bridge:note={key}]"
 
 
 def posted_note_keys(ticket: Ticket) -> set[str]:
