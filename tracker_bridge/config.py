@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -280,6 +279,8 @@ def default_config_path() -> Path:
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a bad mapping key: the key is the path
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -312,17 +313,20 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> list[tuple[st
     return problems
 
 
-def _scan_inline_secrets(node: Any, path: str, problems: list[tuple[str, str]]) -> None:
+def _strip_inline_secrets(node: Any, path: str, problems: list[tuple[str, str]]) -> Any:
+    """``node`` without inline secrets, each one reported (never its value) in ``problems``."""
     if isinstance(node, Mapping):
+        out = {}
         for k, v in node.items():
             sub = f"{path}.{k}" if path else str(k)
             if str(k).lower() in SECRET_KEYS and not isinstance(v, Mapping):
                 problems.append((sub, _INLINE_SECRET))
             else:
-                _scan_inline_secrets(v, sub, problems)
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            _scan_inline_secrets(v, f"{path}[{i}]", problems)
+                out[k] = _strip_inline_secrets(v, sub, problems)
+        return out
+    if isinstance(node, list):
+        return [_strip_inline_secrets(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+    return node
 
 
 def _resolve_secret(ref: SecretRef, base: Path, where: str) -> tuple[SecretStr | None, str | None]:
@@ -342,23 +346,50 @@ def _resolve_secret(ref: SecretRef, base: Path, where: str) -> tuple[SecretStr |
     return SecretStr(value), None
 
 
+class _Problems(ConfigError):
+    """A ConfigError whose paths carry their line in the file, as the policy's errors do."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]],
+                 lines: Mapping[str, int] | None) -> None:
+        numbered = [(_line_of(p, lines), p, m) for p, m in problems]
+        numbered.sort(key=lambda x: x[0] if x[0] is not None else 0)  # in file order
+        super().__init__(source, [(f"line {n}: {p}" if n is not None else p, m)
+                                  for n, p, m in numbered])
+
+
+def _line_of(path: str, lines: Mapping[str, int] | None) -> int | None:
+    """The line of ``path``, or of its nearest parent, in the file."""
+    probe = path
+    while lines and probe:
+        if probe in lines:
+            return lines[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return None
+
+
 def parse_config(data: Any, *, source: str = "<string>", base: Path | None = None,
                  pm: pluggy.PluginManager | None = None, load_policy: bool = True,
-                 resolve_secrets: bool = True) -> BridgeConfig:
-    """Validate an already-parsed config document (see :func:`load_config`)."""
+                 resolve_secrets: bool = True,
+                 lines: Mapping[str, int] | None = None) -> BridgeConfig:
+    """Validate an already-parsed config document (see :func:`load_config`).
+
+    ``lines`` maps a path in the file (``trackers[0].url``) to its line, for messages.
+    """
     base = base or Path.cwd()
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(source, [("", "the config must be a mapping of keys to values")])
     problems: list[tuple[str, str]] = []
-    _scan_inline_secrets(data, "", problems)
-    if problems:
-        raise ConfigError(source, problems)
+    # inline secrets are reported and left out, so that the rest is still validated
+    data = _strip_inline_secrets(data, "", problems)
     try:
         cfg = BridgeConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(source, validation_problems(e)) from None
+        raise _Problems(source, problems + validation_problems(e), lines) from None
+    if problems:
+        raise _Problems(source, problems, lines)
     # paths are relative to the config file's folder, not to wherever the command runs
     policy_path = cfg.policy if cfg.policy.is_absolute() else base / cfg.policy
     state_path = cfg.state if cfg.state.is_absolute() else base / cfg.state
@@ -388,7 +419,7 @@ def parse_config(data: Any, *, source: str = "<string>", base: Path | None = Non
                 problems.append((f"{where}.credentials", err))
             t._secret = secret
     if problems:
-        raise ConfigError(source, problems)
+        raise _Problems(source, problems, lines)
 
     if load_policy:
         from .policyfile import load_policy as _load_policy
@@ -404,7 +435,7 @@ def parse_config(data: Any, *, source: str = "<string>", base: Path | None = Non
                 except (ValueError, KeyError) as e:
                     problems.append((f"trackers[{i}].statuses", str(e)))
         if problems:
-            raise ConfigError(source, problems)
+            raise _Problems(source, problems, lines)
     return cfg
 
 
@@ -428,15 +459,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
                                         f"${CONFIG_ENV})")]) from None
     except OSError as e:
         raise ConfigError(source, [("", f"cannot read: {e.strerror or e}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(source, [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) \
-            from None
+    # the policy loader's reader: YAML 1.2 booleans (``on``/``no`` stay text), line numbers
+    from .policyfile import format_loc, read_yaml
+
+    data, line_map = read_yaml(text, source)
+    lines = {format_loc(loc): n for loc, n in line_map.items() if loc}
     return parse_config(data, source=source, base=p.resolve().parent, pm=pm,
-                        load_policy=load_policy, resolve_secrets=resolve_secrets)
+                        load_policy=load_policy, resolve_secrets=resolve_secrets, lines=lines)
 
 
 def _registry(pm: pluggy.PluginManager | None) -> Registry:

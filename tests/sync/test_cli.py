@@ -95,7 +95,8 @@ def test_config_errors_exit_2_with_paths_and_no_secret(write_config, monkeypatch
     r = run("check", "--config", str(path), "--json")
     assert r.exit_code == 2
     doc = json.loads(r.stdout)
-    assert [p["path"] for p in doc["problems"]] == ["trackers[0].token"]
+    assert {p["path"] for p in doc["problems"]} == {"line 14: trackers[0].token",
+                                                    "line 15: trackers[0].colour"}
     assert "hunter2" not in r.stdout
 
 
