@@ -83,3 +83,7 @@ class TicketNotFound(BackendError):
 
 class SyncSafetyError(TrackerBridgeError):
     """A tracker suddenly returned no open tickets where the store holds many."""
+
+
+class StoreError(TrackerBridgeError):
+    """The state store cannot be used right now (locked by another process, disk full)."""

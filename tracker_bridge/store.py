@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.verdict import Verdict
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -172,7 +172,16 @@ class Store:
         self._in_cycle = False
         self._migrate()
 
+    def _version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() \
+            else None
+        return int(row[0]) if row else 0
+
     def _migrate(self) -> None:
+        version = self._version()
+        if version == SCHEMA_VERSION:
+            return  # the common case needs no write lock (a daemon may hold it)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("CREATE TABLE IF NOT EXISTS meta "
@@ -217,7 +226,14 @@ class Store:
         if self._in_cycle:
             msg = "cycles do not nest"
             raise RuntimeError(msg)
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            # a real cycle takes the write lock at once (it will write); a dry run only reads,
+            # so it does not wait for, or block, a daemon working on the same store
+            self.db.execute("BEGIN" if rollback else "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            msg = (f"the state store {self.path} is busy ({e}); is another tracker-bridge "
+                   "using it?")
+            raise StoreError(msg) from None
         self._in_cycle = True
         try:
             yield self

@@ -86,3 +86,17 @@ def test_due_keys_and_the_earliest_change(tmp_path: Path) -> None:
 def test_naive_times_are_refused(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as st, st.cycle(), pytest.raises(ValueError):
         st.set_cursor("desk", "1", at=datetime(2026, 3, 2))
+
+
+def test_a_busy_store_is_a_clear_error_and_a_dry_run_is_not_blocked(tmp_path: Path) -> None:
+    from tracker_bridge.errors import StoreError
+
+    path = tmp_path / "s.sqlite"
+    with Store(path) as daemon, daemon.cycle():
+        other = Store(path)
+        other.db.execute("PRAGMA busy_timeout=100")
+        with pytest.raises(StoreError, match="busy"), other.cycle():
+            pass
+        with other.cycle(rollback=True):  # a dry run only reads
+            assert other.get_cursor("desk") is None
+        other.close()
