@@ -236,9 +236,10 @@ class MemoryTracker:
             tr.add(t)
             if isinstance(item, Mapping) and "seq" in item:
                 tr._seqs[t.key] = int(item["seq"])
-        tr.seq = max([tr.seq, *tr._seqs.values()],
-                     default=0) if not isinstance(data, Mapping) else \
-            max(int(data.get("seq", 0)), max(tr._seqs.values(), default=0))
+        # the sequence never goes back: a cursor handed out before the file was saved stays
+        # valid after it is read again
+        saved = int(data.get("seq", 0)) if isinstance(data, Mapping) else 0
+        tr.seq = max(saved, tr.seq, *tr._seqs.values())
         return tr
 
 
