@@ -33,7 +33,7 @@ URGENCIES = ("Patient care / safety", "Job stopped", "Job function affected",
 PLANS = ("essentials", "professional", "premium")
 TIERS = ("L1", "L2", "L3", "L4")
 #: values a human puts in the labels field next to the bridge's own
-HUMAN_LABELS = ("customer-vip", "escalation-requested")
+HUMAN_LABELS = ("customer-vip", "escalation-requested", "customer-label")
 #: sla- values the tests write besides the example policy's
 EXTRA_SLA_LABELS = ("sla-test-a", "sla-test-b")
 
@@ -71,24 +71,28 @@ setup = JSON.parse(ARGV[1])
 admin = User.find_by_login("admin")
 admin.pref.comments_sorting = "desc"
 admin.pref.save!
-p = Project.find_by(identifier: setup["bulk"]) || Project.create!(
-      name: setup["bulk"], identifier: setup["bulk"], is_public: true, tracker_ids: Tracker.pluck(:id))
 tracker = Tracker.find_by(name: "Support") || Tracker.first
-if p.issues.count == 0
-  ids = []
-  Issue.transaction do
-    setup["count"].times do |i|
-      ids << Issue.create!(project: p, tracker: tracker, author: admin,
-                           subject: format("bulk %03d", i), priority: IssuePriority.default).id
+out = {}
+setup["bulk"].each do |ident|
+  p = Project.find_by(identifier: ident) || Project.create!(
+        name: ident, identifier: ident, is_public: true, tracker_ids: Tracker.pluck(:id))
+  if p.issues.count == 0
+    ids = []
+    Issue.transaction do
+      setup["count"].times do |i|
+        ids << Issue.create!(project: p, tracker: tracker, author: admin,
+                             subject: format("bulk %03d", i), priority: IssuePriority.default).id
+      end
     end
+    t0 = Time.now.utc.change(usec: 0) - 600
+    ids.sort!
+    ids.first(setup["same"]).each { |id| Issue.where(id: id).update_all(updated_on: t0, created_on: t0) }
+    ids.drop(setup["same"]).each_with_index { |id, k|
+      Issue.where(id: id).update_all(updated_on: t0 + k + 1, created_on: t0) }
   end
-  t0 = Time.now.utc.change(usec: 0) - 600
-  ids.sort!
-  ids.first(setup["same"]).each { |id| Issue.where(id: id).update_all(updated_on: t0, created_on: t0) }
-  ids.drop(setup["same"]).each_with_index { |id, k|
-    Issue.where(id: id).update_all(updated_on: t0 + k + 1, created_on: t0) }
+  out[ident] = p.issues.order(:id).pluck(:id)
 end
-puts "BULK-JSON " + JSON.generate({"project" => p.identifier, "ids" => p.issues.order(:id).pluck(:id)})
+puts "BULK-JSON " + JSON.generate(out)
 """
 
 
@@ -102,6 +106,9 @@ class RedmineEnv:
     run_id: str
     bulk_project: str
     bulk_ids: list[int]
+    #: a second 150-issue project, for the end-to-end sync (which writes into every issue)
+    sync_project: str
+    sync_ids: list[int]
 
     @property
     def url(self) -> str:
@@ -146,22 +153,24 @@ def redmine_server() -> Iterator[RedmineServer]:
 def redmine(redmine_server: RedmineServer) -> RedmineEnv:
     """A prepared Redmine: custom fields, a 150-issue project, the admin's key."""
     run_id = f"tb{int(time.time()) % 10**6:06d}{secrets.token_hex(2)}"
-    bulk = f"{run_id}-bulk"
+    bulk, sync_bulk = f"{run_id}-bulk", f"{run_id}-sync150"
     t0 = time.monotonic()
     out = redmine_server.runner(
         _cf_and_setup_script(), json.dumps([s.to_json() for s in field_specs()]),
-        json.dumps({"bulk": bulk, "count": BULK_COUNT, "same": BULK_SAME_SECOND}))
+        json.dumps({"bulk": [bulk, sync_bulk], "count": BULK_COUNT, "same": BULK_SAME_SECOND}))
     fields: dict[str, int] = {}
-    bulk_ids: list[int] = []
+    bulk_ids: dict[str, list[int]] = {}
     for line in out.splitlines():
         if line.startswith("CF-JSON "):
             fields = {str(k): int(v) for k, v in json.loads(line[8:]).items()}
         elif line.startswith("BULK-JSON "):
-            bulk_ids = [int(i) for i in json.loads(line[10:])["ids"]]
-    assert fields and len(bulk_ids) == BULK_COUNT, out[-500:]
-    print(f"\n[redmine] custom fields + {BULK_COUNT} issues in one rails runner call: "
+            bulk_ids = {k: [int(i) for i in v] for k, v in json.loads(line[10:]).items()}
+    assert fields and all(len(bulk_ids.get(p, ())) == BULK_COUNT for p in (bulk, sync_bulk)), \
+        out[-500:]
+    print(f"\n[redmine] custom fields + 2 x {BULK_COUNT} issues in one rails runner call: "
           f"{time.monotonic() - t0:.1f} s")
-    return RedmineEnv(redmine_server, redmine_server.api_key(), fields, run_id, bulk, bulk_ids)
+    return RedmineEnv(redmine_server, redmine_server.api_key(), fields, run_id, bulk,
+                      bulk_ids[bulk], sync_bulk, bulk_ids[sync_bulk])
 
 
 def _cf_and_setup_script() -> str:

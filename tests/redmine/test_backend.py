@@ -352,7 +352,7 @@ def test_check_reports_missing_fields_statuses_and_label_values(redmine: Redmine
     assert "'colour' is not a Redmine issue attribute" in text
     [labels] = [p for p in problems if p.missing_values]
     assert labels.missing_values == ("sla-aa-new", "sla-zz-new")
-    assert "    sla-aa-new\n    sla-zz-new" in labels.message
+    assert labels.where == "write.labels" and "sla-aa-new, sla-zz-new" in labels.message
 
     single = make_backend([redmine.bulk_project],
                           write={"labels": "cf:TB single label", "notes": "journal"})

@@ -202,6 +202,10 @@ class RedmineBackend(Backend):
         self._project_ids: dict[str, int] | None = None   # identifier -> id
         self._project_idents: dict[int, str] = {}         # id -> identifier
         self._named: dict[tuple[str, int], dict[str, str]] = {}  # (kind, project) -> id->name
+        # (project, tracker, status, custom field) combinations a write was seen to stick in:
+        # whether Redmine silently drops a field depends on exactly these (and the API user's
+        # role, which does not change under us), so one re-read per combination is enough
+        self._writable: set[tuple[int, int, int, int]] = set()
 
     # -- the Backend contract ------------------------------------------------------------------
 
@@ -274,7 +278,12 @@ class RedmineBackend(Backend):
 
         if updates:
             self._put(key, custom_fields=updates)
-            self._verify(key, updates)
+            where = (int(issue["project"]["id"]), int(issue["tracker"]["id"]),
+                     int(issue["status"]["id"]))
+            unverified = [u for u in updates if (*where, int(u["id"])) not in self._writable]
+            if unverified:
+                self._verify(key, unverified)
+                self._writable.update((*where, int(u["id"])) for u in unverified)
 
         if diff.notes and write.notes:
             posted = _markers_in(issue)
@@ -290,11 +299,10 @@ class RedmineBackend(Backend):
         self._connect()
         t = self.tracker
         problems: list[Problem] = []
-        where = t.name
 
         for ident in t.projects:
             if self._project_id(ident) is None:
-                problems.append(Problem(f"{where}: projects", f"project {ident!r} does not "
+                problems.append(Problem("projects", f"project {ident!r} does not "
                                         "exist or the API user cannot see it"))
 
         statuses = set(self._status_names().values())
@@ -302,12 +310,12 @@ class RedmineBackend(Backend):
             for n in names:
                 if n not in statuses:
                     problems.append(Problem(
-                        f"{where}: statuses.{group}",
+                        f"statuses.{group}",
                         f"Redmine has no status {n!r} (it has: {', '.join(sorted(statuses))})"))
 
         defs = self._custom_field_defs()
         if defs is None:
-            problems.append(Problem(f"{where}: custom fields", "the API user may not read "
+            problems.append(Problem("custom fields", "the API user may not read "
                                     "/custom_fields.json (an administrator's key is needed to "
                                     "verify custom fields); they were not checked"))
 
@@ -316,7 +324,7 @@ class RedmineBackend(Backend):
                 return None
             cf = defs.get(target[len(CF_PREFIX):])
             if cf is None:
-                problems.append(Problem(f"{where}: {path}", f"Redmine has no issue custom "
+                problems.append(Problem(path, f"Redmine has no issue custom "
                                         f"field named {target[len(CF_PREFIX):]!r}"))
             return cf
 
@@ -325,7 +333,7 @@ class RedmineBackend(Backend):
                 need_cf(f"fields.{norm}", target)
             elif _builtin(target) is None:
                 problems.append(Problem(
-                    f"{where}: fields.{norm}",
+                    f"fields.{norm}",
                     f"{target!r} is not a Redmine issue attribute (use one of "
                     f"{', '.join(sorted(BUILTIN_ATTRS))}, or cf:NAME for a custom field)"))
 
@@ -335,39 +343,40 @@ class RedmineBackend(Backend):
             if not target:
                 continue
             if not target.startswith(CF_PREFIX):
-                problems.append(Problem(f"{where}: write.{norm}",
+                problems.append(Problem(f"write.{norm}",
                                         f"{target!r}: deadlines are written to a custom field "
                                         "(cf:NAME)"))
                 continue
             cf = need_cf(f"write.{norm}", target)
             if cf is not None and cf.get("field_format") not in TEXT_FORMATS:
                 problems.append(Problem(
-                    f"{where}: write.{norm}",
+                    f"write.{norm}",
                     f"custom field {cf['name']!r} has format {cf.get('field_format')!r}; "
                     "deadlines are text, use a Text (string) field"))
         if w.labels:
             if not w.labels.startswith(CF_PREFIX):
-                problems.append(Problem(f"{where}: write.labels", f"{w.labels!r}: labels are "
+                problems.append(Problem("write.labels", f"{w.labels!r}: labels are "
                                         "written to a multi-value list custom field (cf:NAME)"))
             else:
                 cf = need_cf("write.labels", w.labels)
                 if cf is not None:
                     if cf.get("field_format") != "list" or not cf.get("multiple"):
                         problems.append(Problem(
-                            f"{where}: write.labels",
+                            "write.labels",
                             f"custom field {cf['name']!r} must be a List field with "
                             "'Multiple values' ticked"))
                     possible = {str(p.get("value")) for p in cf.get("possible_values") or ()}
                     missing = tuple(sorted({str(x) for x in labels} - possible))
                     if missing:
                         problems.append(Problem(
-                            f"{where}: write.labels",
-                            f"custom field {cf['name']!r} lacks {len(missing)} possible "
-                            "value(s) the policy can write; add these lines to its possible "
-                            "values:\n" + "\n".join(f"    {m}" for m in missing),
+                            "write.labels",
+                            f"custom field {cf['name']!r} lacks {len(missing)} of the "
+                            "labels the policy can write; an administrator adds them to its "
+                            "possible values (Administration > Custom fields), one per line: "
+                            + ", ".join(missing),
                             missing_values=missing))
         if w.notes not in (None, "journal"):
-            problems.append(Problem(f"{where}: write.notes",
+            problems.append(Problem("write.notes",
                                     f"{w.notes!r}: Redmine notes can only be written as "
                                     "'journal' (journal notes)"))
         return problems
