@@ -261,3 +261,18 @@ def request_log() -> Callable[[Any], RequestLog]:
         backend.redmine.engine.session.hooks["response"].append(log)
         return log
     return attach
+
+
+@pytest.fixture
+def private_redmine(redmine: RedmineEnv) -> Iterator[RedmineServer]:
+    """A second Redmine process on a free port (same database), for outage tests.
+
+    Stopping the session's instance would break tests running beside these (other sessions
+    share it); this one belongs to the test alone. Costs ~4 s to start.
+    """
+    from .server import free_port
+
+    server = RedmineServer(port=free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -390,3 +390,22 @@ def test_unreachable_redmine_is_unavailable(redmine: RedmineEnv, make_backend: A
     with pytest.raises(BackendUnavailable) as e:
         backend.fetch_changed(None)
     assert e.value.retryable and redmine.key not in str(e.value)
+
+
+def test_outage_then_recovery(redmine: RedmineEnv, private_redmine: Any,
+                              make_backend: Any) -> None:
+    """Redmine stops mid-run: BackendUnavailable (retryable); it comes back: polling resumes."""
+    proj = redmine.project("outage")
+    a = redmine.server.create_issue(proj, "before the outage")["id"]
+    backend = make_backend([proj], url=private_redmine.url)
+    first = backend.fetch_changed(None)
+    assert [t.key for t in first.tickets] == [str(a)]
+    private_redmine.stop()
+    assert not private_redmine.is_up()
+    with pytest.raises(BackendUnavailable) as e:
+        backend.fetch_changed(first.cursor)
+    assert e.value.retryable and "cannot connect" in str(e.value)
+    b = redmine.server.create_issue(proj, "while it was down")["id"]
+    private_redmine.start()
+    again = backend.fetch_changed(first.cursor)
+    assert str(b) in {t.key for t in again.tickets}
