@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import os
 import platform
 import random
@@ -139,43 +140,69 @@ class Stat:
         )
 
 
-def timed_batches(batch: Callable[[], Any], n_ops: int, repeats: int) -> tuple[Stat, Any]:
-    """Run ``batch`` (which does ``n_ops`` operations) once to warm up, then ``repeats`` times."""
-    first = batch()
-    per_op = []
-    for _ in range(repeats):
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter()
-            batch()
-            per_op.append((time.perf_counter() - t0) / n_ops)
-        finally:
-            gc.enable()
-    return Stat(per_op), first
+class Jobs:
+    """Measurements run round-robin: repeat 1 of every job, then repeat 2, and so on.
 
+    On a shared machine a burst of load from elsewhere then slows one repeat of every figure
+    (and shows in its max) instead of every repeat of one figure (and skewing its median).
+    """
 
-def timed_cold(
-    make: Callable[[], Any], call: Callable[[Any, int], Any], samples: int, repeats: int
-) -> Stat:
-    """The first call on a fresh object, ``samples`` times per repeat (object built untimed)."""
-    per_op = []
-    k = 0
-    for _ in range(repeats):
-        total = 0.0
-        for _ in range(samples):
-            obj = make()
+    def __init__(self) -> None:
+        self._jobs: list[tuple[str, str, Callable[[], float], Stat]] = []
+
+    def warm(self, label: str, impl: str, batch: Callable[[], Any], n_ops: int) -> Any:
+        """Time ``batch`` (``n_ops`` operations); runs it once now as the warm-up and returns
+        that run's result (for comparisons)."""
+        first = batch()
+
+        def once() -> float:
             gc.collect()
             gc.disable()
             try:
                 t0 = time.perf_counter()
-                call(obj, k)
-                total += time.perf_counter() - t0
+                batch()
+                return (time.perf_counter() - t0) / n_ops
             finally:
                 gc.enable()
-            k += 1
-        per_op.append(total / samples)
-    return Stat(per_op)
+
+        self._jobs.append((label, impl, once, Stat([])))
+        return first
+
+    def cold(
+        self,
+        label: str,
+        impl: str,
+        make: Callable[[], Any],
+        call: Callable[[Any, int], Any],
+        samples: int,
+    ) -> None:
+        """Time the first ``call`` on a fresh ``make()`` object (built untimed), ``samples``
+        times per repeat; ``call`` gets a running index to pick its input."""
+        counter = itertools.count()
+
+        def once() -> float:
+            total = 0.0
+            for _ in range(samples):
+                k = next(counter)
+                obj = make()
+                gc.collect()
+                gc.disable()
+                try:
+                    t0 = time.perf_counter()
+                    call(obj, k)
+                    total += time.perf_counter() - t0
+                finally:
+                    gc.enable()
+            return total / samples
+
+        self._jobs.append((label, impl, once, Stat([])))
+
+    def run(self, repeats: int) -> list[str]:
+        """Run every job ``repeats`` times, interleaved; one printed row per job, in order."""
+        for _ in range(repeats):
+            for _label, _impl, once, stat in self._jobs:
+                stat.per_op.append(once())
+        return [stat.row(label, impl) for label, impl, _once, stat in self._jobs]
 
 
 # -- businesstime --------------------------------------------------------------------------------
@@ -309,23 +336,20 @@ def bench_deadlines(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
     )
     out.append(f"  {'operation':<24} {'implementation':<14} {'throughput':>16} {'median':>17}   [min .. max]")
     agreements: list[str] = []
+    jobs = Jobs()
+    n_cold = sizes.cold_samples
 
     for label, d in targets:
-        cold = timed_cold(
-            office_calendar, lambda cal, k, d=d: cal.add(starts[k % len(starts)], d),
-            sizes.cold_samples, sizes.repeats,
+        jobs.cold(
+            label, "ours, cold", office_calendar,
+            lambda cal, k, d=d: cal.add(starts[k % len(starts)], d), n_cold,
         )
-        out.append(cold.row(label, "ours, cold"))
-        warm, ours = timed_batches(
-            lambda d=d: [warm_cal.add(t, d) for t in starts], len(starts), sizes.repeats
-        )
-        out.append(warm.row(label, "ours, warm"))
+        ours = jobs.warm(label, "ours, warm", lambda d=d: [warm_cal.add(t, d) for t in starts],
+                         len(starts))
         if bt is None:
             continue
-        stat, theirs = timed_batches(
-            lambda d=d: [bt_add(bt, t, d) for t in bt_starts], len(bt_starts), sizes.repeats
-        )
-        out.append(stat.row(label, "businesstime"))
+        theirs = jobs.warm(label, "businesstime", lambda d=d: [bt_add(bt, t, d) for t in bt_starts],
+                           len(bt_starts))
         agreements.append(compare(
             label, [naive_local(x) for x in ours[: len(bt_starts)]], theirs,
             lambda i, d=d, label=label: f"start {fmt(bt_starts[i])} + {label[4:]} ({d})",
@@ -334,38 +358,34 @@ def bench_deadlines(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
 
     ends = [t + SIX_MONTHS for t in starts]
     label = "working 6 months"
-    cold = timed_cold(
-        office_calendar, lambda cal, k: cal.working(starts[k % len(starts)], ends[k % len(ends)]),
-        sizes.cold_samples, sizes.repeats,
+    jobs.cold(
+        label, "ours, cold", office_calendar,
+        lambda cal, k: cal.working(starts[k % len(starts)], ends[k % len(ends)]), n_cold,
     )
-    out.append(cold.row(label, "ours, cold"))
-    warm, ours = timed_batches(
-        lambda: [warm_cal.working(a, b) for a, b in zip(starts, ends, strict=True)],
-        len(starts), sizes.repeats,
+    ours = jobs.warm(
+        label, "ours, warm",
+        lambda: [warm_cal.working(a, b) for a, b in zip(starts, ends, strict=True)], len(starts),
     )
-    out.append(warm.row(label, "ours, warm"))
     if bt is not None:
         bt_ends = [naive_local(t) for t in ends[: sizes.bt_ops]]
-        stat, theirs = timed_batches(
+        theirs = jobs.warm(
+            label, "businesstime",
             lambda: [bt.businesstime_hours(a, b) for a, b in zip(bt_starts, bt_ends, strict=True)],
-            len(bt_starts), sizes.repeats,
+            len(bt_starts),
         )
-        out.append(stat.row(label, "businesstime"))
         agreements.append(compare(
             label, ours[: len(bt_starts)], theirs,
             lambda i: f"[{fmt(bt_starts[i])}, {fmt(bt_ends[i])})",
             lambda i: after_close_on_business_day(bt, bt_starts[i]),
         ))
-    else:
-        out.append("  businesstime: not installed (pip install -e '.[bench]'); no comparison")
+
     # What a cold call pays for: looking up one year's holidays, then building that year's
     # table of open intervals (two ZoneInfo conversions per window per day).
     years = [starts[k].astimezone(ZONE).year for k in range(len(starts))]
-    stat = timed_cold(
-        office_calendar, lambda cal, k: cal.closed_dates(years[k % len(years)]),
-        sizes.cold_samples, sizes.repeats,
+    jobs.cold(
+        "cold part: holidays", "1 year, ours", office_calendar,
+        lambda cal, k: cal.closed_dates(years[k % len(years)]), n_cold,
     )
-    out.append(stat.row("cold part: holidays", "1 year, ours"))
 
     def prefetched() -> BusinessCalendar:
         cal = office_calendar()
@@ -373,11 +393,13 @@ def bench_deadlines(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
             cal.closed_dates(y)
         return cal
 
-    stat = timed_cold(
-        prefetched, lambda cal, k: cal._year(years[k % len(years)]),
-        sizes.cold_samples, sizes.repeats,
+    jobs.cold(
+        "cold part: year table", "1 year, ours", prefetched,
+        lambda cal, k: cal._year(years[k % len(years)]), n_cold,
     )
-    out.append(stat.row("cold part: year table", "1 year, ours"))
+    out.extend(jobs.run(sizes.repeats))
+    if bt is None:
+        out.append("  businesstime: not installed (pip install -e '.[bench]'); no comparison")
 
     if agreements:
         out.append("")
@@ -454,7 +476,7 @@ def make_ticket(policy: Policy, rng: random.Random, key: int, events: int = 20) 
     t = created
     history: list[HistoryEvent] = []
     for n in range(events):
-        t = t + timedelta(seconds=rng.randrange(300, 8 * 3600))
+        t = t + timedelta(seconds=rng.randrange(60, 3 * 3600))
         roll = rng.random()
         if status == new and (roll < 0.5 or n > 2):
             history.append(HistoryEvent(t, "status", AGENTS[0], from_=status, to=working))
@@ -484,7 +506,7 @@ def make_ticket(policy: Policy, rng: random.Random, key: int, events: int = 20) 
         reporter=REPORTER, subject=rng.choice(SUBJECTS), description="Seen since this morning.",
         fields=fields, history=tuple(history),
     )
-    now = t + timedelta(seconds=rng.randrange(0, 2 * 86400))
+    now = t + timedelta(seconds=rng.randrange(0, 4 * 3600))
     return ticket, now
 
 
@@ -520,20 +542,20 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
         " reopenings, comments, priority/component/plan changes), now after the last event"
     )
     out.append(f"  {'operation':<24} {'implementation':<14} {'throughput':>16} {'median':>17}   [min .. max]")
-    cold = timed_cold(
-        lambda: load_policy(path), lambda p, k: evaluate(p, *cases[k % len(cases)]),
-        max(1, sizes.cold_policies), sizes.repeats,
+    jobs = Jobs()
+    jobs.cold(
+        "verdict", "ours, cold", lambda: load_policy(path),
+        lambda p, k: evaluate(p, *cases[k % len(cases)]), max(1, sizes.cold_policies),
     )
-    out.append(cold.row("verdict", "ours, cold"))
-    warm, verdicts = timed_batches(
-        lambda: [evaluate(policy, t, now) for t, now in cases], len(cases), sizes.repeats
+    verdicts = jobs.warm(
+        "verdict", "ours, warm", lambda: [evaluate(policy, t, now) for t, now in cases], len(cases)
     )
-    out.append(warm.row("verdict", "ours, warm"))
+    notes: list[str] = []
     states: dict[str, int] = {}
     for v in verdicts:
         for m in v.metrics.values():
             states[m.state] = states.get(m.state, 0) + 1
-    out.append(
+    notes.append(
         "  (metric states in the sample: "
         + ", ".join(f"{k} {n}" for k, n in sorted(states.items())) + ")"
     )
@@ -553,14 +575,16 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
         c for c in calls if bts[c[0]] is not None and c[2] % 1_000_000 == 0 and c[3] % 1_000_000 == 0
     ]
     per_verdict = len(calls) / len(cases)
-    out.append(
+    notes.append(
         f"  calendar calls inside a verdict: {per_verdict:.1f} on average"
         f" ({sum(c[1] == 'working' for c in calls)} working, {sum(c[1] == 'add' for c in calls)} add);"
         f" {len(expressible)} of {len(calls)} expressible in businesstime (whole seconds, calendars"
         f" {', '.join(sorted(n for n, b in bts.items() if b is not None)) or 'none'})"
     )
     if BusinessTime is None or not expressible:
-        out.append("  verdict calendar calls  businesstime: not installed or nothing to replay")
+        out.extend(jobs.run(sizes.repeats))
+        out.extend(notes)
+        out.append("  verdict calendar calls: businesstime not installed or nothing to replay")
         return
     replay = expressible[: max(50, len(expressible) // (3 if sizes is FULL else 4))]
     ours_in = [
@@ -583,10 +607,10 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
         ]
 
     label = "verdict calendar calls"
-    stat, ours = timed_batches(run_ours, len(replay), sizes.repeats)
-    out.append(stat.row(label, "ours, warm"))
-    stat, theirs = timed_batches(run_theirs, len(replay), sizes.repeats)
-    out.append(stat.row(label, "businesstime"))
+    ours = jobs.warm(label, "ours, warm", run_ours, len(replay))
+    theirs = jobs.warm(label, "businesstime", run_theirs, len(replay))
+    out.extend(jobs.run(sizes.repeats))
+    out.extend(notes)
     ours_cmp = [
         naive_local(x, cals[c[0]].zone) if isinstance(x, datetime) else x
         for x, c in zip(ours, replay, strict=True)
@@ -595,7 +619,11 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
     out.append("agreement with businesstime on the calendar calls inside verdicts:")
     out.append(compare(
         f"{label} ({len(replay)})", ours_cmp, theirs,
-        lambda i: f"{replay[i][1]} on {replay[i][0]} from {fmt(theirs_in[i][2])}",
+        lambda i: (
+            f"working on {replay[i][0]} over [{fmt(theirs_in[i][2])}, {fmt(theirs_in[i][3])})"
+            if replay[i][1] == "working"
+            else f"add on {replay[i][0]}: {fmt(theirs_in[i][2])} + {theirs_in[i][3]}"
+        ),
         lambda i: after_close_on_business_day(theirs_in[i][0], theirs_in[i][2]),
     ))
 
