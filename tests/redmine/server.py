@@ -178,8 +178,13 @@ class RedmineServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise RuntimeError(
-                    f"Redmine exited with {self._proc.returncode} while starting; see {log_path}")
+                self._proc = None
+                # Another session may have started one on this port at the same moment.
+                for _ in range(100):
+                    if self.is_up(timeout=1):
+                        return self.url
+                    time.sleep(0.3)
+                raise RuntimeError(f"Redmine exited while starting; see {log_path}")
             if self.is_up(timeout=1):
                 return self.url
             time.sleep(0.3)
