@@ -389,6 +389,17 @@ def lives(draw):
         )
         prev = to
     prio = draw(st.sampled_from(["Immediate", "High", "Normal"]))
+    fields = {"priority": prio}
+    tier = draw(st.sampled_from([None, "L1", "L2", "L3"]))
+    if tier is not None:
+        fields["tier"] = tier
+    labels = draw(
+        st.lists(
+            st.sampled_from(["escalation-requested", "sla-level-owner", "x"]),
+            unique=True,
+            max_size=2,
+        )
+    )
     t = Ticket.from_dict(
         {
             "tracker": "t",
@@ -396,7 +407,8 @@ def lives(draw):
             "created": created.isoformat(),
             "status": prev,
             "reporter": "alice",
-            "fields": {"priority": prio},
+            "fields": fields,
+            "labels": labels,
             "history": history,
         }
     )
@@ -432,7 +444,7 @@ def test_due_is_the_breach_instant(policy, life, later) -> None:
             assert evaluate(policy, t, after).metrics[name].state == "breached"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(life=lives(), later=st.integers(0, 60 * 24 * 5))
 def test_next_change_is_when_the_verdict_changes(policy, life, later) -> None:
     t, last = life

@@ -182,9 +182,14 @@ def classify(
             ok = False
         if ok and w.field is not None:
             value = fields.get(w.field)
-            if value is None or (w.in_ is not None and value.strip().casefold() not in {
-                x.casefold() for x in w.in_
-            }) or (w.matches is not None and not w.matches.search(value)):
+            if (
+                value is None
+                or (
+                    w.in_ is not None
+                    and value.strip().casefold() not in {x.casefold() for x in w.in_}
+                )
+                or (w.matches is not None and not w.matches.search(value))
+            ):
                 ok = False
         if ok and w.labels_any is not None and not (set(ticket.labels) & w.labels_any):
             ok = False
@@ -390,27 +395,37 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     level = level_index = None
     if policy.escalation is not None and open_now:
         esc = policy.escalation
-        reached = 0
+        triggered = 0
+        pending: list[tuple[int, int]] = []  # (level, instant its trigger will fire)
         for idx, lv in enumerate(esc.levels, start=1):
             if lv.classes is not None and class_ not in lv.classes:
                 continue
-            trig = lv.after
-            hit, at = _trigger(policy, life, clocks, class_, plan, trig)
+            hit, at = _trigger(policy, life, clocks, class_, plan, lv.after)
             if hit:
-                reached = idx
+                triggered = idx
             elif at is not None:
-                candidates.append(at)
-        why_level = f"triggered level {reached}" if reached else "no level triggered"
-        if esc.requested_label and esc.requested_label in ticket.labels and esc.levels:
-            reached = min(reached + 1, len(esc.levels))
+                pending.append((idx, at))
+        requested = bool(esc.requested_label and esc.requested_label in ticket.labels)
+        floor = max(
+            (
+                i
+                for i, lv in enumerate(esc.levels, start=1)
+                if policy.label("level", lv.name) in ticket.labels
+            ),
+            default=0,
+        )
+
+        def level_for(t: int) -> int:
+            return max(min(t + requested, len(esc.levels)) if t or requested else 0, floor)
+
+        reached = level_for(triggered)
+        # a pending trigger matters only if it would change the level
+        candidates += [at for idx, at in pending if idx > triggered and level_for(idx) != reached]
+        why_level = f"triggered level {triggered}" if triggered else "no level triggered"
+        if requested:
             why_level += f"; raised by one on request ({esc.requested_label!r})"
-        floor = 0
-        for idx, lv in enumerate(esc.levels, start=1):
-            if policy.label("level", lv.name) in ticket.labels:
-                floor = max(floor, idx)
-        if floor > reached:
+        if floor > min(triggered + requested, len(esc.levels)):
             why_level += f"; kept at level {floor} (levels never go down while open)"
-            reached = floor
         if reached:
             lv = esc.levels[reached - 1]
             level, level_index = lv.name, reached

@@ -148,6 +148,16 @@ class Policy:
     description: str = ""
     kb_redact: tuple[re.Pattern[str], ...] = ()
     source: str = "<policy>"
+    #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
+    status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index = {
+            name.strip().casefold(): group
+            for group, names in self.statuses.items()
+            for name in names
+        }
+        object.__setattr__(self, "status_index", index)
 
     # -- statuses -----------------------------------------------------------------------------
 
@@ -155,11 +165,7 @@ class Policy:
         """``new``, ``waiting``, ``resolved``, ``closed``, or ``open`` for any other status."""
         if status is None:
             return "open"
-        folded = status.strip().casefold()
-        for group, names in self.statuses.items():
-            if any(folded == n.casefold() for n in names):
-                return group
-        return "open"
+        return self.status_index.get(status.strip().casefold(), "open")
 
     def with_status_overrides(self, overrides: Mapping[str, list[str] | tuple[str, ...]]) -> Policy:
         """This policy with some status groups replaced (a tracker's own status names)."""
