@@ -457,3 +457,30 @@ def test_next_change_is_when_the_verdict_changes(policy, life, later) -> None:
         summary = lambda x: ({k: m.state for k, m in x.metrics.items()}, x.level, x.escalate_to)  # noqa: E731
         assert summary(just_before) == summary(v)
         assert summary(at) != summary(v)
+
+
+def test_kb_note_takes_the_fix_written_just_after_resolving_never_a_bridge_note(policy) -> None:
+    t = ticket(
+        status="Resolved",
+        history=[
+            st_ev("2026-03-02T09:30", "New", "Resolved"),
+            {
+                "at": "2026-03-02T09:31",
+                "kind": "comment",
+                "by": "bob",
+                "public": True,
+                "text": "Fixed by re-indexing the reports table.",
+            },
+            {
+                "at": "2026-03-02T09:40",
+                "kind": "comment",
+                "by": "bridge",
+                "public": True,
+                "text": "SLA breach: ... [tracker-bridge:note=breach:response]",
+            },
+        ],
+    )
+    kb = next(n for n in evaluate(policy, t, utc("2026-03-02T10:00")).notes if n.key == "kb")
+    assert "Fixed by re-indexing the reports table." in kb.text
+    assert "SLA breach" not in kb.text
+    assert "SLA resolution: met, 30m of 8h" in kb.text

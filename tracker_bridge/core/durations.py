@@ -101,12 +101,14 @@ def parse_percent(text: object) -> Fraction:
 
 
 def format_duration(td: timedelta) -> str:
-    """A compact human form: ``1h30m``, ``45m``, ``2d3h``, ``0s``; negative with a minus."""
+    """A compact human form: ``1h30m``, ``45m``, ``42h30m``, ``0s``; negative with a minus.
+
+    No days: these are working times, and "1d18h" would read as business days.
+    """
     total = int(td.total_seconds())
     sign = "-" if total < 0 else ""
     total = abs(total)
-    days, rem = divmod(total, 86400)
-    hours, rem = divmod(rem, 3600)
+    hours, rem = divmod(total, 3600)
     minutes, secs = divmod(rem, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
     return sign + ("".join(parts) or "0s")

@@ -458,7 +458,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                     resolved_at_text=_local(policy, stopped_at),
                     sla_lines=sla_lines,
                     extra_redact=policy.kb_redact,
-                    resolved_before=from_us(stopped_at).timestamp(),
+                    until=now.timestamp(),
                 ),
             )
         )

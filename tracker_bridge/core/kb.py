@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .ticket import Ticket
+from .verdict import NOTE_MARKER_RE
 
 REDACTED = "[redacted]"
 
@@ -74,21 +75,26 @@ def kb_note(
     resolved_at_text: str,
     sla_lines: Sequence[str],
     extra_redact: Iterable[re.Pattern[str]] = (),
-    resolved_before: float | None = None,
+    until: float | None = None,
 ) -> str:
     """The KB-ready note for a resolved ticket (plain text, tracker-neutral)."""
     extra = tuple(extra_redact)
     fields = ticket.fields
+    # The fix or workaround: the last public comment by support (not the reporter, not one
+    # of the bridge's own notes) up to ``until``. Comments written just after the status
+    # change count too: people often resolve first and explain second.
     solution = None
     for ev in ticket.history:
-        if resolved_before is not None and ev.at.timestamp() > resolved_before:
+        if until is not None and ev.at.timestamp() > until:
             break
-        if ev.kind == "comment" and ev.public and ev.text and ev.by != ticket.reporter:
-            solution = ev.text
-    if solution is not None:
-        from .verdict import strip_markers
-
-        solution = strip_markers(solution).strip() or None
+        if (
+            ev.kind == "comment"
+            and ev.public
+            and ev.text
+            and ev.by != ticket.reporter
+            and not NOTE_MARKER_RE.search(ev.text)
+        ):
+            solution = ev.text.strip() or solution
     context = ", ".join(f"{k} {fields[k]}" for k in ("component", "version") if fields.get(k))
     lines = [
         "KB-ready resolution note",

@@ -25,10 +25,6 @@ def note_marker(key: str) -> str:
     return f"[tracker-bridge:note={key}]"
 
 
-def strip_markers(text: str) -> str:
-    return NOTE_MARKER_RE.sub("", text)
-
-
 def seconds(td: timedelta | None) -> int | float | None:
     """A timedelta as seconds for JSON: an int when whole, else a float."""
     if td is None:
