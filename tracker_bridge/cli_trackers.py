@@ -1,4 +1,5 @@
-"""The tracker commands: ``sync --once``, ``check``, ``explain``, ``plugins``.
+"""The tracker commands: ``sync --once``, ``run`` (the daemon), ``check``, ``explain``,
+``plugins``.
 
 ``tracker_bridge.cli`` calls :func:`register_commands` on its group. Exit status: 0 success,
 1 the work ran but found problems (a tracker unreachable, a write refused, a setup problem),
@@ -321,12 +322,74 @@ def plugins(as_json: bool) -> None:
     Console(width=max(100, Console().width)).print(table)
 
 
+# -- run ----------------------------------------------------------------------------------------
+
+
+def _seconds(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    from .config import parse_interval
+
+    try:
+        return parse_interval(value).total_seconds()
+    except ValueError as e:
+        raise InputError(f"{option}: {e}") from None
+
+
+@click.command()
+@_config_option
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
+              show_default=True, help="Log lines for people, or one JSON object a line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /metrics and /healthz on 127.0.0.1:PORT (0: any free port, logged).")
+@click.option("--tracker", "only", multiple=True, help="Only this tracker (repeatable).")
+@click.option("--auth-retry", default="1h", show_default=True,
+              help="How long a tracker whose credentials were refused is left alone before "
+                   "one more try (SIGHUP re-reads the config and tries at once).")
+@click.option("--health-max-age", default=None,
+              help="/healthz fails for a tracker with no good cycle for this long "
+                   "(default: 3 poll intervals, at least 60s).")
+@click.option("--stop-timeout", default="10s", show_default=True,
+              help="On SIGTERM/SIGINT, abandon a cycle still running after this long.")
+@_handle_errors
+def run(config_path: str | None, log_format: str, log_level: str, metrics_port: int | None,
+        only: tuple[str, ...], auth_retry: str, health_max_age: str | None,
+        stop_timeout: str) -> None:
+    """The daemon: cycles at the poll interval and at each ticket's next deadline.
+
+    Stops cleanly on SIGTERM or SIGINT; SIGHUP re-reads the config. Exit status: 0 after a
+    stop, 1 when another daemon holds the state store (or the store cannot be used),
+    2 for a bad config or option.
+    """
+    from .config import load_config
+    from .daemon import Daemon, config_secrets
+    from .manager import get_plugin_manager
+    from .observability import setup_logging
+
+    auth_s = _seconds(auth_retry, "--auth-retry")
+    max_age = _seconds(health_max_age, "--health-max-age")
+    stop_s = _seconds(stop_timeout, "--stop-timeout")
+    pm = get_plugin_manager()
+    cfg = load_config(config_path, pm=pm)
+    for name in only:
+        cfg.tracker(name)
+    filt = setup_logging(log_format, log_level, config_secrets(cfg))
+    daemon = Daemon(cfg, pm=pm, only=only, metrics_port=metrics_port,
+                    auth_retry=auth_s or 3600.0, health_max_age=max_age,
+                    stop_timeout=stop_s or 10.0,
+                    reload=lambda: load_config(config_path, pm=pm), secret_filter=filt)
+    daemon.install_signal_handlers()
+    sys.exit(daemon.run())
+
+
 # -- registration -------------------------------------------------------------------------------
 
 
 def register_commands(group: click.Group) -> None:
     """Add the tracker commands, then any command a plugin contributes, to ``group``."""
-    for cmd in (sync, check, explain, plugins):
+    for cmd in (sync, check, explain, plugins, run):
         group.add_command(cmd)
     try:
         from .manager import get_plugin_manager

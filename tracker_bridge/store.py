@@ -29,7 +29,7 @@ from typing import Any
 from .core.verdict import Verdict
 from .errors import ConfigError, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     ticket_updated TEXT,
     evaluated_at   TEXT,
     written_at     TEXT,
+    breached       TEXT NOT NULL DEFAULT '[]',  -- metrics breached at the last evaluation
     PRIMARY KEY (tracker, key)
 );
 CREATE INDEX IF NOT EXISTS tickets_next_change ON tickets (next_change);
@@ -150,6 +151,8 @@ class TicketState:
     note_keys: frozenset[str]
     next_change: datetime | None
     retry: bool
+    #: the metrics breached at the last evaluation
+    breached: frozenset[str] = frozenset()
 
 
 class Store:
@@ -196,6 +199,9 @@ class Store:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         self.db.execute(stmt)
+                if version == 1:  # v2: tickets.breached (the breach counter's memory)
+                    self.db.execute("ALTER TABLE tickets ADD COLUMN breached TEXT NOT NULL "
+                                    "DEFAULT '[]'")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
@@ -238,7 +244,9 @@ class Store:
         try:
             yield self
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # (a daemon abandoning a cycle may interrupt anything, even the COMMIT itself)
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         else:
             self.db.execute("ROLLBACK" if rollback else "COMMIT")
@@ -267,7 +275,8 @@ class Store:
             tracker=tracker, key=key, is_open=bool(row["is_open"]),
             labels=frozenset(json.loads(row["labels"])), fields=json.loads(row["fields"]),
             note_keys=frozenset(self.note_keys(tracker, key)),
-            next_change=from_ts(row["next_change"]), retry=bool(row["retry"]))
+            next_change=from_ts(row["next_change"]), retry=bool(row["retry"]),
+            breached=frozenset(json.loads(row["breached"] or "[]")))
 
     def due_keys(self, tracker: str, now: datetime) -> list[str]:
         """Tickets whose verdict changes by ``now`` without an edit, or whose write failed."""
@@ -281,14 +290,22 @@ class Store:
                                (tracker,))
         return {r[0] for r in rows}
 
-    def earliest_next_change(self, trackers: Iterable[str] | None = None) -> datetime | None:
-        """The first instant any stored ticket's verdict changes by itself (for the daemon)."""
+    def earliest_next_change(self, trackers: Iterable[str] | None = None, *,
+                             after: datetime | None = None) -> datetime | None:
+        """The first instant any stored ticket's verdict changes by itself (for the daemon).
+
+        :param after: only instants after this one (a ticket that stays due because its
+            evaluation fails must not make a daemon wake in a loop)
+        """
         sql = "SELECT min(next_change) FROM tickets WHERE next_change IS NOT NULL"
         args: list[Any] = []
+        if after is not None:
+            sql += " AND next_change > ?"
+            args.append(ts(after))
         if trackers is not None:
             names = list(trackers)
             sql += f" AND tracker IN ({','.join('?' * len(names))})"
-            args = names
+            args += names
         row = self.db.execute(sql, args).fetchone()
         return from_ts(row[0]) if row and row[0] else None
 
@@ -297,23 +314,41 @@ class Store:
                       plan: str | None, labels: Iterable[str],
                       fields: Mapping[str, str | None], next_change: datetime | None,
                       retry: bool, ticket_updated: datetime | None, evaluated_at: datetime,
-                      written: bool) -> None:
+                      written: bool, breached: Iterable[str] = ()) -> None:
         """Upsert a ticket's state after it was evaluated (and written, if ``written``)."""
         self.db.execute(
             """INSERT INTO tickets (tracker, key, status, status_group, is_open, class, plan,
-                   labels, fields, next_change, retry, ticket_updated, evaluated_at, written_at)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   labels, fields, next_change, retry, ticket_updated, evaluated_at, written_at,
+                   breached)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(tracker, key) DO UPDATE SET status=excluded.status,
                    status_group=excluded.status_group, is_open=excluded.is_open,
                    class=excluded.class, plan=excluded.plan, labels=excluded.labels,
                    fields=excluded.fields, next_change=excluded.next_change,
                    retry=excluded.retry, ticket_updated=excluded.ticket_updated,
                    evaluated_at=excluded.evaluated_at,
-                   written_at=coalesce(excluded.written_at, tickets.written_at)""",
+                   written_at=coalesce(excluded.written_at, tickets.written_at),
+                   breached=excluded.breached""",
             (tracker, key, status, status_group, int(is_open), class_, plan,
              json.dumps(sorted(labels)), json.dumps(dict(fields), sort_keys=True),
              ts(next_change), int(retry), ts(ticket_updated), ts(evaluated_at),
-             ts(evaluated_at) if written else None))
+             ts(evaluated_at) if written else None, json.dumps(sorted(breached))))
+
+    def breached_open(self, tracker: str) -> dict[tuple[str, str], int]:
+        """Open tickets currently breached, by (class, metric) (for the metrics gauge)."""
+        out: dict[tuple[str, str], int] = {}
+        rows = self.db.execute("SELECT class, breached FROM tickets WHERE tracker=? AND "
+                               "is_open=1 AND breached != '[]'", (tracker,))
+        for cls, breached in rows:
+            for metric in json.loads(breached):
+                k = (cls or "", str(metric))
+                out[k] = out.get(k, 0) + 1
+        return out
+
+    def last_cycles(self, limit: int = 1) -> list[dict[str, Any]]:
+        """The most recent cycles' reports, newest first (diagnostics)."""
+        rows = self.db.execute("SELECT report FROM cycles ORDER BY id DESC LIMIT ?", (limit,))
+        return [json.loads(r[0]) for r in rows]
 
     def mark_retry(self, tracker: str, key: str) -> None:
         """Fetch this ticket again next cycle (its write failed)."""

@@ -16,7 +16,12 @@ Per tracker, in order:
    advance its cursor.
 
 A tracker that fails (unreachable, credentials refused, a bug in its plugin) is reported and
-the others go on. A single ticket refused by the tracker (``TicketWriteRejected``) is
+the others go on. With a :class:`~tracker_bridge.retry.RetryPolicy` (the daemon passes one),
+reads are retried on ``BackendUnavailable``, and a failed write is retried only after
+re-fetching the ticket and recomputing its diff, so a write whose answer was lost is never
+repeated blindly (its note is found on the ticket by its marker). With a ``stop`` event, a
+tracker's part ends between two tickets once the event is set: what was written is recorded,
+the cursor stays, and the next cycle redoes the rest. A single ticket refused by the tracker (``TicketWriteRejected``) is
 reported and retried next cycle; the rest of that tracker goes on. The whole cycle is one
 store transaction (see store.py for why a crash in the middle is safe).
 
@@ -26,6 +31,7 @@ Running it twice in a row writes nothing the second time: the second diff is emp
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +52,7 @@ from .errors import (
     TicketWriteRejected,
     TrackerBridgeError,
 )
+from .retry import NO_RETRY, CycleStopped, RetryPolicy
 from .store import Store
 
 if TYPE_CHECKING:
@@ -97,6 +104,14 @@ class TrackerReport:
     cursor_after: str | None = None
     #: the tracker's part stopped early (its cursor did not move)
     aborted: bool = False
+    #: it stopped early because the daemon was asked to stop (not an error)
+    stopped: bool = False
+    #: metrics that turned breached this cycle, by (class, metric)
+    breaches: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: retried calls by kind: read, write
+    retries: Counter[str] = field(default_factory=Counter)
+    #: the server asked for this many seconds of patience (429/503 Retry-After) when it failed
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,7 +126,10 @@ class TrackerReport:
             "diffs": [d.to_dict() for d in self.diffs],
             "errors": [e.to_dict() for e in self.errors],
             "cursor_before": self.cursor_before, "cursor_after": self.cursor_after,
-            "aborted": self.aborted,
+            "aborted": self.aborted, "stopped": self.stopped,
+            "breaches": [{"class": c, "metric": m, "count": n}
+                         for (c, m), n in sorted(self.breaches.items())],
+            "retries": dict(self.retries),
         }
 
 
@@ -253,6 +271,8 @@ def _error_kind(exc: BaseException) -> str:
         return "safety"
     if isinstance(exc, BackendError):
         return "backend"
+    if isinstance(exc, CycleStopped):
+        return "stopped"
     if isinstance(exc, TrackerBridgeError):
         return "error"
     return "internal"
@@ -268,7 +288,9 @@ def make_backend(pm: pluggy.PluginManager, tracker: TrackerConfig) -> Backend:
 def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool = False,
              pm: pluggy.PluginManager | None = None, store: Store | None = None,
              trackers: Iterable[str] | None = None, force: bool = False,
-             backends: MutableMapping[str, Backend] | None = None) -> SyncReport:
+             backends: MutableMapping[str, Backend] | None = None,
+             retry: RetryPolicy | None = None,
+             stop: threading.Event | None = None) -> SyncReport:
     """One sync cycle over every configured tracker (or those named in ``trackers``).
 
     :param config: the loaded config (its policy already loaded)
@@ -280,7 +302,11 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
     :param force: skip the mass-change guard (an admin who checked)
     :param backends: a cache of built backends by tracker name, kept across cycles by a
         daemon (connections are reused); backends built here are closed unless cached
-    :return: the cycle's report; ``report.next_change`` tells a daemon when to wake
+    :param retry: how tracker calls are retried (default: not at all)
+    :param stop: once set, each tracker's part ends before its next ticket (the daemon's
+        SIGTERM); its cursor stays where it was
+    :return: the cycle's report; ``report.next_change`` tells a daemon when to wake (the
+        earliest stored instant after ``now``)
     """
     from .manager import get_plugin_manager
 
@@ -306,9 +332,13 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
                         backend = make_backend(pm, tc)
                         if backends is not None:
                             backends[tc.name] = backend
-                    _sync_tracker(config, tc, backend, st, pm, now, dry_run, force, tr)
+                    _sync_tracker(config, tc, backend, st, pm, now, dry_run, force, tr,
+                                  retry or NO_RETRY, stop)
+                except CycleStopped:
+                    tr.aborted = tr.stopped = True
                 except Exception as e:  # one tracker failing never stops the others
                     tr.aborted = True
+                    tr.retry_after = getattr(e, "retry_after", None)
                     tr.errors.append(SyncError(tc.name, _error_kind(e),
                                                _redact(_message(e), tc)))
                     if _error_kind(e) == "internal":
@@ -321,7 +351,7 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
                         _close(backend)
             if not dry_run:
                 st.record_cycle(now, datetime.now(UTC), report.ok, report.to_dict())
-        report.next_change = st.earliest_next_change(t.name for t in selected)
+        report.next_change = st.earliest_next_change((t.name for t in selected), after=now)
     finally:
         if own_store:
             st.close()
@@ -347,13 +377,34 @@ def _close(backend: Backend) -> None:
 
 def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st: Store,
                   pm: pluggy.PluginManager, now: datetime, dry_run: bool, force: bool,
-                  tr: TrackerReport) -> None:
+                  tr: TrackerReport, retry: RetryPolicy = NO_RETRY,
+                  stop: threading.Event | None = None) -> None:
     from .core.engine import evaluate
 
     policy = config.policy_obj.with_status_overrides(tc.status_overrides())
+
+    def read(fn: Any, *args: Any) -> Any:
+        def counted(*a: Any) -> Any:
+            calls[0] += 1
+            return fn(*a)
+        calls = [0]
+        try:
+            return retry.call(counted, *args)
+        finally:
+            tr.retries["read"] += max(0, calls[0] - 1)
+
+    def fetched(t: Ticket) -> Ticket:
+        replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=t)
+        if replaced is not None:
+            if not isinstance(replaced, Ticket) or replaced.key != t.key:
+                msg = f"tracker_bridge_ticket_fetched returned {replaced!r} for ticket {t.key}"
+                raise TypeError(msg)
+            return replaced
+        return t
+
     cursor = st.get_cursor(tc.name)
     tr.cursor_before = cursor
-    result = backend.fetch_changed(cursor)
+    result = read(backend.fetch_changed, cursor)
     tickets: dict[str, Ticket] = {}
     for t in result.tickets:  # repeats are allowed: the last one is the newest
         tickets[t.key] = t
@@ -364,24 +415,23 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
         if key in tickets:
             continue
         try:
-            tickets[key] = backend.fetch_ticket(key)
+            tickets[key] = read(backend.fetch_ticket, key)
             tr.refetched += 1
         except TicketNotFound:
             gone.append(key)
 
     for key, t in list(tickets.items()):
-        replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=t)
-        if replaced is not None:
-            if not isinstance(replaced, Ticket) or replaced.key != key:
-                msg = f"tracker_bridge_ticket_fetched returned {replaced!r} for ticket {key}"
-                raise TypeError(msg)
-            tickets[key] = replaced
+        tickets[key] = fetched(t)
 
     groups = {k: policy.status_group(t.status) for k, t in tickets.items()}
     if not force:
         _safety_guard(config, tc, st, tickets, groups, gone)
 
     for key in sorted(tickets, key=_key_order):
+        if stop is not None and stop.is_set():
+            # between two tickets: what is written is recorded, the cursor stays, the next
+            # cycle fetches the rest again
+            raise CycleStopped(f"{tc.name}: stopped before ticket {key}")
         t = tickets[key]
         try:
             verdict = evaluate(policy, t, now)
@@ -392,36 +442,61 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             continue
         tr.evaluated += 1
         stored = st.ticket(tc.name, key)
-        diff = compute_diff(t, verdict, tc, policy, stored.note_keys if stored else ())
-        if diff:
-            changed = pm.hook.tracker_bridge_before_write(tracker=tc, ticket=t,
-                                                          verdict=verdict, diff=diff)
-            if changed is not None:
-                diff = _sanitize(changed, diff, t, policy)
+        known_notes = stored.note_keys if stored else frozenset()
+
+        def diff_for(t: Ticket, verdict: Verdict, known_notes: frozenset[str] = known_notes
+                     ) -> Diff:
+            diff = compute_diff(t, verdict, tc, policy, known_notes)
+            if diff:
+                changed = pm.hook.tracker_bridge_before_write(tracker=tc, ticket=t,
+                                                              verdict=verdict, diff=diff)
+                if changed is not None:
+                    diff = _sanitize(changed, diff, t, policy)
+            return diff
+
+        diff = diff_for(t, verdict)
         written = False
-        if diff:
-            tr.diffs.append(diff)
-            if not dry_run:
-                try:
-                    backend.apply(diff)
-                except TicketWriteRejected as e:
-                    msg = _redact(_message(e), tc)
-                    tr.errors.append(SyncError(tc.name, "rejected", msg, key))
-                    st.record_error(tc.name, key, "rejected", msg, now)
-                    st.mark_retry(tc.name, key)
-                    st.record_verdict(tc.name, key, verdict, status=t.status,
-                                      status_group=groups[key])
-                    continue
-                # any other error propagates: the tracker is aborted and its cursor stays
+        if diff and not dry_run:
+            try:
+                for attempt in retry.attempts_iter():
+                    with attempt:
+                        if attempt.retry_state.attempt_number > 1:
+                            # The last write failed, perhaps after the tracker applied it (a
+                            # lost answer). Never repeat it blindly: read the ticket again and
+                            # write only what it still lacks (its notes are found by marker).
+                            tr.retries["write"] += 1
+                            # (not retried on its own: a failure here is this attempt's)
+                            t = fetched(backend.fetch_ticket(key))
+                            groups[key] = policy.status_group(t.status)
+                            verdict = evaluate(policy, t, now)
+                            diff = diff_for(t, verdict)
+                        if diff:
+                            backend.apply(diff)
+            except TicketWriteRejected as e:
+                msg = _redact(_message(e), tc)
+                tr.errors.append(SyncError(tc.name, "rejected", msg, key))
+                st.record_error(tc.name, key, "rejected", msg, now)
+                st.mark_retry(tc.name, key)
+                st.record_verdict(tc.name, key, verdict, status=t.status,
+                                  status_group=groups[key])
+                continue
+            # any other error propagates: the tracker is aborted and its cursor stays
+            if diff:
                 written = True
                 st.record_write(tc.name, key, diff.to_dict(), now)
                 if diff.notes:
                     st.record_notes(tc.name, key, [n.key for n in diff.notes], now)
+        if diff:
+            tr.diffs.append(diff)
             tr.writes["tickets"] += 1
             tr.writes["fields"] += len(diff.set_fields)
             tr.writes["labels_added"] += len(diff.add_labels)
             tr.writes["labels_removed"] += len(diff.remove_labels)
             tr.writes["notes"] += len(diff.notes)
+        breached = {name for name, m in verdict.metrics.items() if m.state == "breached"}
+        before = stored.breached if stored is not None else frozenset()
+        for name in sorted(breached - before):
+            tr.breaches[(verdict.class_, name)] += 1
         labels_after = (owned_labels(t.labels, policy) - diff.remove_labels) | diff.add_labels
         fields_after = {f: t.fields.get(f) for f in DEADLINE_FIELDS}
         fields_after.update(diff.set_fields)
@@ -430,7 +505,7 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             tc.name, key, status=t.status, status_group=groups[key], is_open=is_open,
             class_=verdict.class_, plan=verdict.plan, labels=labels_after, fields=fields_after,
             next_change=verdict.next_change, retry=False, ticket_updated=t.updated,
-            evaluated_at=now, written=written)
+            evaluated_at=now, written=written, breached=breached)
         st.record_verdict(tc.name, key, verdict, status=t.status, status_group=groups[key])
 
     for key in gone:

@@ -1,0 +1,488 @@
+"""The sync daemon behind ``tracker-bridge run`` (docs/daemon.md).
+
+Each tracker has its own schedule. A tracker's cycle is :func:`tracker_bridge.sync.run_once`
+for that tracker alone, one store transaction, and runs when the first of these comes:
+
+- its poll: ``poll_interval`` after its last cycle;
+- the earliest stored ``next_change`` of its tickets (a ticket turning at risk or breached,
+  an escalation level or a tier's time running out), so that a time-driven change reaches
+  the tracker within milliseconds of the instant instead of at the next poll;
+- after a failure, a backoff: ``min(poll_interval, 5 s * 2^(failures-1))`` with jitter, never
+  sooner than a ``Retry-After`` the tracker sent; a tracker whose credentials are refused is
+  left alone for ``auth_retry`` (default 1 h) or until SIGHUP, and shows as failing in
+  ``/healthz`` and ``tracker_bridge_tracker_suspended``.
+
+Between cycles the process sleeps in one ``threading.Event.wait`` until the next of those
+instants: no polling loop, no wake-ups while idle.
+
+Signals: SIGTERM or SIGINT stops it. A cycle in progress finishes the ticket it is writing and
+ends before the next one (its writes are recorded, its cursor stays, the next start redoes the
+rest). If it has not ended within ``stop_timeout`` seconds (a tracker hanging on a request),
+or on a second signal, the cycle is abandoned where it is: its transaction rolls back, which
+is as safe as a crash (see store.py). SIGHUP re-reads the config (new credentials from their
+file) and runs every tracker at once, including suspended ones.
+
+One daemon per state store: ``run`` holds an ``fcntl`` lock on ``STATE.lock`` beside the
+store for its whole life; a second one exits at once with status 1 naming the holder's pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EXIT_OK, StoreError, TrackerBridgeError
+from .observability import Endpoint, Health, Metrics, SecretFilter, serve
+from .retry import RetryPolicy
+from .store import Store
+from .sync import SyncReport, TrackerReport, run_once
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .backend import Backend
+    from .config import BridgeConfig
+
+log = logging.getLogger("tracker_bridge.daemon")
+
+#: the first backoff after a failed cycle; it doubles per failure, up to the poll interval
+FAILURE_BACKOFF = 5.0
+#: never sleep longer than this in one go (a wall-clock jump is noticed within it)
+MAX_SLEEP = 300.0
+#: wake this long after a next_change instant, so the cycle's clock is surely past it
+WAKE_MARGIN = timedelta(milliseconds=2)
+
+
+class DaemonLocked(TrackerBridgeError):
+    """Another ``tracker-bridge run`` holds this state store (exit status 1)."""
+
+
+class Abandon(BaseException):
+    """Raised in the main thread to abandon a cycle that did not stop in time."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class StateLock:
+    """An exclusive ``fcntl.flock`` on ``STATE.lock``, held while the daemon lives.
+
+    The kernel drops the lock when the process dies, however it dies, so a killed daemon never
+    leaves a stale lock behind. The file is never deleted (deleting a lock file races with a
+    process that has just opened it); it holds the holder's pid for the message.
+    """
+
+    def __init__(self, state: Path) -> None:
+        self.path = Path(f"{state}.lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            msg = (f"another tracker-bridge run (pid {holder}) is using the state store: "
+                   f"{self.path} is locked; one daemon per state store")
+            raise DaemonLocked(msg) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class _Schedule:
+    """When one tracker runs next, and why."""
+
+    next_run: datetime
+    #: the time-driven instant the next run is for (None: a poll or a backoff)
+    for_change: datetime | None = None
+    failures: int = 0
+    suspended: bool = False
+
+
+class Daemon:
+    """The loop of ``tracker-bridge run``; :meth:`run` returns the exit status."""
+
+    def __init__(self, config: BridgeConfig, *, pm: pluggy.PluginManager,
+                 only: Iterable[str] = (), metrics_port: int | None = None,
+                 auth_retry: float = 3600.0, health_max_age: float | None = None,
+                 stop_timeout: float = 10.0, retry: RetryPolicy | None = None,
+                 reload: Callable[[], BridgeConfig] | None = None,
+                 secret_filter: SecretFilter | None = None,
+                 failure_backoff: float = FAILURE_BACKOFF,
+                 rng: random.Random | None = None) -> None:
+        self.config = config
+        self.pm = pm
+        self.only = tuple(only)
+        self.metrics_port = metrics_port
+        self.auth_retry = auth_retry
+        poll = config.poll_interval.total_seconds()
+        self.health = Health(max_age=health_max_age or max(3 * poll, 60.0))
+        self.metrics = Metrics(self.health)
+        self.stop_timeout = stop_timeout
+        self.reload_config = reload
+        self.secret_filter = secret_filter
+        self.failure_backoff = failure_backoff
+        self.rng = rng or random.Random()
+        #: set when a stop is requested; every wait in a cycle watches it
+        self.stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._reload = False
+        self._signals = 0
+        self._main_thread = threading.main_thread().ident
+        self.retry = retry or RetryPolicy()
+        # retry waits end at once when a stop is requested
+        self.retry = RetryPolicy(
+            attempts=self.retry.attempts, initial=self.retry.initial,
+            max_wait=self.retry.max_wait, jitter=self.retry.jitter,
+            max_retry_after=self.retry.max_retry_after, wait=self._interruptible(self.retry.wait),
+            on_retry=self.retry.on_retry, rng=self.retry.rng)
+        self.backends: dict[str, Backend] = {}
+        self.schedule: dict[str, _Schedule] = {}
+        self.endpoint: Endpoint | None = None
+        self.store: Store | None = None
+        self._current: str | None = None
+        #: set when run() has ended (the stop watchdog waits for it)
+        self._done = threading.Event()
+        self._setup_trackers()
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        names = [t.name for t in self.config.trackers]
+        return [n for n in names if not self.only or n in self.only]
+
+    def _setup_trackers(self) -> None:
+        now = utcnow()
+        names = self._names()
+        for name in names:
+            if name not in self.schedule:
+                self.schedule[name] = _Schedule(next_run=now)
+            self.health.tracker(name)
+            self.metrics.tracker_seen(name)
+        for name in list(self.schedule):
+            if name not in names:
+                del self.schedule[name]
+                with self.health.lock:
+                    self.health.trackers.pop(name, None)
+
+    def _interruptible(self, wait: Callable[[float], bool]) -> Callable[[float], bool]:
+        from .retry import _default_wait
+
+        if wait is not _default_wait:
+            return wait  # an injected wait (tests) is used as it is
+
+        def w(seconds: float) -> bool:
+            return self.stop.wait(seconds)
+        return w
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only)."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            # Event.set takes a lock the interrupted main thread might hold: set it from a
+            # thread of its own, never from inside the handler
+            threading.Thread(target=self.request_stop, args=(signal.Signals(signum).name,),
+                             daemon=True).start()
+            return
+        if self._current is not None:
+            raise Abandon(f"{signal.Signals(signum).name} again")
+
+    def _on_hup(self, signum: int, frame: Any) -> None:
+        self._reload = True
+        threading.Thread(target=self._wakeup.set, daemon=True).start()
+
+    def request_stop(self, why: str = "stop requested") -> None:
+        """Stop: the loop ends after the ticket being written (or abandons the cycle after
+        ``stop_timeout`` seconds)."""
+        if self.stop.is_set():
+            return
+        log.info("%s: stopping", why, extra={"event": "stopping"})
+        self.stop.set()
+        self._wakeup.set()
+        if self._current is not None and threading.current_thread().ident != self._main_thread:
+            # a watchdog: if the cycle has not ended in time, interrupt it (a blocked socket
+            # read included) with a second signal to the main thread
+            def watchdog() -> None:
+                if self._done.wait(self.stop_timeout):
+                    return
+                if self._current is not None and self._main_thread is not None:
+                    log.warning("the %s cycle did not stop within %.0f s: abandoning it "
+                                "(it is redone at the next start)", self._current,
+                                self.stop_timeout)
+                    self._signals = max(self._signals, 1)
+                    signal.pthread_kill(self._main_thread, signal.SIGTERM)
+            threading.Thread(target=watchdog, daemon=True, name="stop-watchdog").start()
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Lock the store, serve metrics, cycle until stopped; the exit status."""
+        lock = StateLock(self.config.state)
+        lock.acquire()
+        try:
+            self.store = Store(self.config.state)
+            if self.metrics_port is not None:
+                self.endpoint = serve(self.metrics_port, self.metrics, self.health)
+                log.info("metrics and health on http://127.0.0.1:%d/metrics and /healthz",
+                         self.endpoint.port, extra={"event": "listening",
+                                                    "port": self.endpoint.port})
+            log.info("started: %d trackers (%s), poll interval %s, state %s, pid %d",
+                     len(self.schedule), ", ".join(self.schedule),
+                     _fmt_td(self.config.poll_interval), self.config.state, os.getpid(),
+                     extra={"event": "started"})
+            try:
+                self._loop()
+            except Abandon as e:
+                log.warning("abandoned the cycle in progress (%s); its transaction was rolled "
+                            "back and it is redone at the next start", e,
+                            extra={"event": "abandoned"})
+            log.info("stopped", extra={"event": "stopped"})
+            return EXIT_OK
+        finally:
+            self._done.set()
+            for b in self.backends.values():
+                with contextlib.suppress(Exception):
+                    b.close()
+            self.backends.clear()
+            if self.store is not None:
+                self.store.close()
+            if self.endpoint is not None:
+                self.endpoint.close()
+            lock.release()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self._wakeup.clear()
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            for name in list(self.schedule):
+                if self.stop.is_set():
+                    return
+                if self.schedule[name].next_run <= utcnow():
+                    self._cycle(name)
+            if self.stop.is_set():
+                return
+            nxt = min((s.next_run for s in self.schedule.values()), default=None)
+            if nxt is None:
+                delay = MAX_SLEEP
+            else:
+                self.metrics.next_wake.set(nxt.timestamp())
+                delay = (nxt - utcnow()).total_seconds()
+            if delay > 0:
+                self._wakeup.wait(min(delay, MAX_SLEEP))
+
+    def _cycle(self, name: str) -> None:
+        assert self.store is not None
+        sched = self.schedule[name]
+        th = self.health.tracker(name)
+        now = utcnow()
+        if sched.for_change is not None:
+            lag = (now - sched.for_change).total_seconds()
+            self.metrics.wake_lag.observe(max(0.0, lag))
+            log.debug("%s: woke for the time-driven change at %s (%.3f s later)", name,
+                      sched.for_change.isoformat(), lag,
+                      extra={"tracker": name, "event": "wake", "lag_s": lag})
+        t0 = time.monotonic()
+        self._current = name
+        try:
+            report: SyncReport | None = run_once(
+                self.config, now=now, pm=self.pm, store=self.store, trackers=[name],
+                backends=self.backends, retry=self.retry, stop=self.stop)
+        except (StoreError, TrackerBridgeError) as e:
+            log.error("%s: the cycle could not run: %s", name, e,
+                      extra={"tracker": name, "event": "cycle_failed"})
+            report = None
+        except Exception:
+            log.exception("%s: unexpected error in the cycle", name,
+                          extra={"tracker": name, "event": "cycle_failed"})
+            report = None
+        finally:
+            self._current = None
+        elapsed = time.monotonic() - t0
+        th.last_attempt = now
+        if report is None:
+            tr = TrackerReport(name, aborted=True)
+            self.metrics.errors.labels(name, "internal").inc()
+            self._failed(name, sched, th, tr, now)
+            return
+        tr = report.trackers[0]
+        self.metrics.record(tr, elapsed)
+        self._log_cycle(tr, elapsed)
+        if tr.stopped:
+            return
+        self.metrics.set_breached_open(name, self.store.breached_open(name))
+        for h in report.hook_errors:
+            log.warning("%s: plugin error: %s", name, h, extra={"tracker": name})
+        if not tr.aborted:
+            sched.failures = 0
+            th.consecutive_failures = 0
+            th.last_good = now
+            th.suspended_until = th.suspended_reason = None
+            self.metrics.suspended.labels(name).set(0)
+            sched.suspended = False
+            if tr.errors:
+                e = tr.errors[-1]
+                th.last_error = {"kind": e.kind, "key": e.key, "message": e.message,
+                                 "at": now.isoformat(timespec="seconds")}
+            self._schedule_ok(name, sched, now, report.next_change)
+        else:
+            self._failed(name, sched, th, tr, now)
+        th.next_cycle = sched.next_run
+
+    def _schedule_ok(self, name: str, sched: _Schedule, now: datetime,
+                     next_change: datetime | None) -> None:
+        poll = now + self.config.poll_interval
+        sched.next_run, sched.for_change = poll, None
+        if next_change is not None and next_change + WAKE_MARGIN < poll:
+            sched.next_run, sched.for_change = next_change + WAKE_MARGIN, next_change
+
+    def _failed(self, name: str, sched: _Schedule, th: Any, tr: TrackerReport,
+                now: datetime) -> None:
+        sched.failures += 1
+        th.consecutive_failures = sched.failures
+        sched.for_change = None
+        kinds = {e.kind for e in tr.errors}
+        if tr.errors:
+            e = tr.errors[-1]
+            th.last_error = {"kind": e.kind, "key": e.key, "message": e.message,
+                             "at": now.isoformat(timespec="seconds")}
+        poll = self.config.poll_interval.total_seconds()
+        if "auth" in kinds:
+            # credentials refused: asking again and again cannot help, and may lock the
+            # account; leave the tracker alone until an admin acts (SIGHUP) or auth_retry
+            sched.suspended = True
+            delay = self.auth_retry
+            th.suspended_reason = "auth"
+            th.suspended_until = now + timedelta(seconds=delay)
+            self.metrics.suspended.labels(name).set(1)
+            old = self.backends.pop(name, None)
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.close()
+            log.error("%s: credentials refused; not polling this tracker until %s. Fix the "
+                      "credentials, then reload (SIGHUP: systemctl reload tracker-bridge) or "
+                      "restart", name, th.suspended_until.isoformat(timespec="seconds"),
+                      extra={"tracker": name, "event": "suspended", "reason": "auth"})
+        elif "safety" in kinds:
+            delay = poll  # not transient: an admin must look; check again at the next poll
+        else:
+            delay = min(poll, self.failure_backoff * 2 ** (sched.failures - 1))
+            delay *= self.rng.uniform(0.8, 1.2)
+            if tr.retry_after is not None:
+                delay = max(delay, tr.retry_after)
+        sched.next_run = now + timedelta(seconds=delay)
+        th.next_cycle = sched.next_run
+        log.info("%s: next try at %s (failure %d in a row)", name,
+                 sched.next_run.isoformat(timespec="seconds"), sched.failures,
+                 extra={"tracker": name, "event": "backoff", "delay_s": round(delay, 3)})
+
+    def _log_cycle(self, tr: TrackerReport, elapsed: float) -> None:
+        name = tr.tracker
+        w = tr.writes
+        extra = {"tracker": name, "event": "cycle", "fetched": tr.fetched,
+                 "refetched": tr.refetched, "evaluated": tr.evaluated,
+                 "writes": {k: w.get(k, 0) for k in ("tickets", "fields", "labels_added",
+                                                      "labels_removed", "notes")},
+                 "seconds": round(elapsed, 3), "aborted": tr.aborted}
+        if tr.stopped:
+            log.info("%s: cycle stopped before its end (%d tickets written); the rest is "
+                     "redone at the next start", name, w["tickets"],
+                     extra={**extra, "event": "cycle_stopped"})
+            return
+        level = logging.INFO if (w["tickets"] or tr.errors) else logging.DEBUG
+        log.log(level, "%s: fetched %d, re-fetched %d, evaluated %d; wrote %d tickets (%d "
+                "fields, %d labels added, %d removed, %d notes) in %.2f s", name, tr.fetched,
+                tr.refetched, tr.evaluated, w["tickets"], w["fields"], w["labels_added"],
+                w["labels_removed"], w["notes"], elapsed, extra=extra)
+        for d in tr.diffs:
+            log.debug("%s:%s: wrote %s", name, d.key, d.to_dict(),
+                      extra={"tracker": name, "key": d.key, "event": "write"})
+        for e in tr.errors:
+            lvl = logging.ERROR if e.kind in ("auth", "safety", "internal") else logging.WARNING
+            log.log(lvl, "%s", e, extra={"tracker": name, "key": e.key, "event": "error",
+                                         "kind": e.kind})
+
+    def _do_reload(self) -> None:
+        if self.reload_config is None:
+            return
+        try:
+            new = self.reload_config()
+        except Exception as e:
+            log.error("reload failed, keeping the running config: %s", e,
+                      extra={"event": "reload_failed"})
+            return
+        if Path(new.state).resolve() != Path(self.config.state).resolve():
+            log.error("reload: the state store cannot change while running (restart "
+                      "instead); keeping the running config", extra={"event": "reload_failed"})
+            return
+        for b in self.backends.values():
+            with contextlib.suppress(Exception):
+                b.close()
+        self.backends.clear()
+        self.config = new
+        if self.secret_filter is not None:
+            self.secret_filter.add(config_secrets(new))
+        now = utcnow()
+        for s in self.schedule.values():
+            s.next_run, s.for_change, s.suspended = now, None, False
+        self._setup_trackers()
+        for name in self.schedule:
+            th = self.health.tracker(name)
+            th.suspended_until = th.suspended_reason = None
+            self.metrics.suspended.labels(name).set(0)
+        log.info("reloaded the config: %d trackers, every tracker runs now", len(self.schedule),
+                 extra={"event": "reloaded"})
+
+
+def config_secrets(config: BridgeConfig) -> list[str]:
+    """Every resolved secret of the config (for the log filter)."""
+    out = []
+    for t in config.trackers:
+        if t.secret is not None:
+            out.append(t.secret.get_secret_value())
+    return out
+
+
+def _fmt_td(td: timedelta) -> str:
+    s = td.total_seconds()
+    return f"{s:g}s" if s < 120 else f"{s / 60:g}m"
