@@ -27,6 +27,7 @@ DISABLE_ENV = "TRACKER_BRIDGE_DISABLE_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "tracker_bridge.plugins.memory",
     "tracker_bridge.plugins.redmine",
+    "tracker_bridge.plugins.jira",
 )
 
 
