@@ -28,6 +28,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "tracker_bridge.plugins.memory",
     "tracker_bridge.plugins.redmine",
     "tracker_bridge.plugins.jira",
+    "tracker_bridge.plugins.bugzilla",
 )
 
 
