@@ -136,6 +136,8 @@ class FakeJira:
         self._token_ids = itertools.count(1)
         #: set to make every request answer with this (status, headers, body)
         self.fail_with: tuple[int, dict[str, str], Any] | None = None
+        #: (method, path) -> (status, headers, body): one route answering like that
+        self.overrides: dict[tuple[str, str], tuple[int, dict[str, str], Any]] = {}
         #: called before a search page is answered (tests edit issues mid-paging)
         self.before_page: Any = None
         self.bridge_name = "SLA Bot"
@@ -257,6 +259,9 @@ class FakeJira:
         path = unquote(url.path)
         q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         body = json.loads(request.body) if request.body else None
+        if (request.method, path) in self.overrides:
+            status, headers, data = self.overrides[(request.method, path)]
+            return status, headers, json.dumps(data)
         if path == "/rest/api/2/serverInfo":
             return self._json(200, {
                 "baseUrl": BASE, "deploymentType": "Cloud" if self.cloud else "Server",
