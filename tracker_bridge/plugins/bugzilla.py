@@ -459,8 +459,7 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
             name = ch.get("field_name")
             removed, added = str(ch.get("removed") or ""), str(ch.get("added") or "")
             if name == "status":
-                # status names have no spaces in a default Bugzilla; the field's values
-                # say so for this one
+                # split by the legal statuses; without their definitions, by words
                 for old, new in split_merged(removed, added, status_values or
                                              _words_of(removed, added)):
                     if new:
