@@ -167,7 +167,8 @@ class Daemon:
             attempts=self.retry.attempts, initial=self.retry.initial,
             max_wait=self.retry.max_wait, jitter=self.retry.jitter,
             max_retry_after=self.retry.max_retry_after, wait=self._interruptible(self.retry.wait),
-            on_retry=self.retry.on_retry, rng=self.retry.rng)
+            on_retry=self._on_retry, rng=self.retry.rng)
+        self._user_on_retry = (retry.on_retry if retry is not None else None)
         self.backends: dict[str, Backend] = {}
         self.schedule: dict[str, _Schedule] = {}
         self.endpoint: Endpoint | None = None
@@ -206,6 +207,17 @@ class Daemon:
         def w(seconds: float) -> bool:
             return self.stop.wait(seconds)
         return w
+
+    def _on_retry(self, exc: BaseException, attempt: int, seconds: float) -> None:
+        # health shows the trouble while the cycle is still retrying, not only after it
+        name = self._current
+        if name is not None:
+            th = self.health.tracker(name)
+            th.last_error = {"kind": "unavailable", "key": None, "message": str(exc),
+                             "at": utcnow().isoformat(timespec="seconds"),
+                             "retrying": True, "attempt": attempt}
+        if self._user_on_retry is not None:
+            self._user_on_retry(exc, attempt, seconds)
 
     # -- signals ----------------------------------------------------------------------------------
 
