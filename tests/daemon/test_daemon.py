@@ -149,3 +149,26 @@ def test_the_endpoint_listens_on_loopback_only() -> None:
         assert ep.server.server_address[0] == "127.0.0.1"
     finally:
         ep.close()
+
+
+def test_sighup_reloads_the_config_and_runs_a_new_tracker(tmp_path: Path,
+                                                         start_daemon: Any) -> None:
+    save_tracker(MemoryTracker("desk"), tmp_path / "tickets.json")
+    cfg = write_config(tmp_path, [memory_tracker()], poll_interval="10m")
+    d = start_daemon(cfg, "--log-level", "debug")
+    d.wait_for(r"desk: fetched 0")
+    tr = MemoryTracker("second")
+    tr.create("Printer down", key="7", created=ago(7200), fields={"priority": "High"})
+    save_tracker(tr, tmp_path / "second.json")
+    write_config(tmp_path, [memory_tracker(), memory_tracker("second", file="second.json")],
+                 poll_interval="10m")
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(r"reloaded the config: 2 trackers")
+    d.wait_for(r"second: fetched 1")
+    t = load_tracker(tmp_path / "second.json", "second").get("7")
+    assert markers(t) == ["breach:response"]
+    (tmp_path / "tracker-bridge.yaml").write_text("trackers: [oops")  # a broken edit
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(r"reload failed, keeping the running config")
+    assert d.proc.poll() is None
+    assert d.stop() == 0
