@@ -48,8 +48,9 @@ MASK = "***"
 
 _CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # query parameters: ?key=..., &api_key=..., token=...
-    (re.compile(r"(?i)([?&;](?:key|api_?key|apikey|api_token|token|access_token|private_token|"
-                r"password|passwd|secret|auth)=)[^&\s'\"#]+"), rf"\1{MASK}"),
+    # (any parameter whose name ends so: Bugzilla_api_key=, access_token=, ...)
+    (re.compile(r"(?i)([?&;][a-z0-9_.-]*(?:key|token|password|passwd|secret|auth)=)"
+                r"[^&\s'\"#]+"), rf"\1{MASK}"),
     # headers, as text or as a dict repr: X-Redmine-API-Key: v, 'Authorization': 'Bearer v'
     (re.compile(r"(?i)((?:x-redmine-api-key|x-api-key|api-key|private-token|authorization|"
                 r"proxy-authorization|cookie|set-cookie)['\"]?\s*[:=]\s*['\"]?)"

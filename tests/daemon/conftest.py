@@ -4,6 +4,7 @@ and a stateful fake Redmine for `responses` (the backend's real request shapes).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -55,6 +56,16 @@ def _fresh_memory() -> Iterator[None]:
     MemoryTracker.forget_all()
     yield
     MemoryTracker.forget_all()
+
+
+@pytest.fixture(autouse=True)
+def _own_log_handlers() -> Iterator[None]:
+    """Remove the handlers setup_logging() added in a test (they hold the test's stream)."""
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_tracker_bridge", False):
+            root.removeHandler(h)
 
 
 def write_config(tmp: Path, trackers: list[dict[str, Any]], policy: str = POLICY,
