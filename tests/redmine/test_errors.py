@@ -71,6 +71,27 @@ def test_forbidden_is_an_auth_error(backend: RedmineBackend) -> None:
             backend.fetch_changed(None)
 
 
+def test_forbidden_on_one_issue_concerns_that_issue_only(backend: RedmineBackend) -> None:
+    # a private issue must not suspend the whole tracker as a credentials failure would
+    with responses.RequestsMock() as rsps:
+        ok_user(rsps)
+        rsps.get(f"{URL}/issues/9.json", status=403)
+        with pytest.raises(TicketNotFound) as e:
+            backend.fetch_ticket("9")
+    assert e.value.key == "9" and "403" in str(e.value)
+
+
+def test_forbidden_write_is_a_rejected_write(backend: RedmineBackend) -> None:
+    with responses.RequestsMock() as rsps:
+        ok_user(rsps)
+        rsps.get(f"{URL}/custom_fields.json", status=403)
+        rsps.get(f"{URL}/issues/42.json", json=issue(42))
+        rsps.put(f"{URL}/issues/42.json", status=403)
+        with pytest.raises(TicketWriteRejected) as e:
+            backend.apply(Diff("42", add_labels=frozenset({"sla-high"})))
+    assert e.value.key == "42" and not e.value.retryable
+
+
 def test_timeout_is_unavailable(backend: RedmineBackend) -> None:
     import requests
 

@@ -408,8 +408,14 @@ class RedmineBackend(Backend):
             raise BackendAuthError(name, f"{doing}: Redmine refused the API key (401); check "
                                    "the credentials and that the REST API is enabled") from None
         except rex.ForbiddenError:
-            raise BackendAuthError(name, f"{doing}: the API user is not allowed (403)"
-                                   + (f" on issue {key}" if key else "")) from None
+            # 403 on one issue is about that issue (private, another project's role), not the
+            # credentials: suspending the whole tracker over it would stop every other ticket.
+            if key is not None and doing.startswith("writing"):
+                raise TicketWriteRejected(name, key, "the API user may not edit this issue "
+                                          "(403)") from None
+            if key is not None:
+                raise TicketNotFound(name, key, "not visible to the API user (403)") from None
+            raise BackendAuthError(name, f"{doing}: the API user is not allowed (403)") from None
         except rex.ResourceNotFoundError:
             if key is not None:
                 raise TicketNotFound(name, key) from None
