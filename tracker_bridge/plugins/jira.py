@@ -708,7 +708,12 @@ class JiraBackend(Backend):
         unstable: datetime | None = None
         for issue in self._search_pages(jql):
             iid, key = str(issue["id"]), str(issue["key"])
-            upd = str((issue.get("fields") or {})["updated"])
+            upd = str((issue.get("fields") or {}).get("updated"))
+            try:
+                parse_jira_time(upd)
+            except ValueError:
+                raise BackendError(self.tracker.name, f"issue {key}: the search gave "
+                                   f"{upd!r} as its updated time, not a timestamp") from None
             if iid in listed and listed[iid][1] != upd:
                 old = min(parse_jira_time(listed[iid][1]), parse_jira_time(upd))
                 unstable = old if unstable is None else min(unstable, old)
@@ -783,9 +788,11 @@ class JiraBackend(Backend):
             values = list(page.get("values") or ())
             yield from values
             start += len(values)
-            last = page.get("isLast")
-            if not values or last is True or (last is None and
-                                               start >= int(page.get("total") or 0)):
+            total = page.get("total")
+            # isLast is the documented end; total too, so that a server that keeps
+            # answering the same page cannot make this loop forever
+            if not values or page.get("isLast") is True or \
+                    (total is not None and start >= int(total)):
                 return
 
     def _comments(self, key: str) -> Iterator[Mapping[str, Any]]:
@@ -835,6 +842,14 @@ class JiraBackend(Backend):
         return body
 
     def _to_ticket(self, issue: Mapping[str, Any]) -> Ticket:
+        try:
+            return self._map(issue)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise BackendError(self.tracker.name, f"issue {issue.get('key', '?')}: JIRA's "
+                               f"answer has an unexpected shape ({type(e).__name__}: {e})"
+                               ) from None
+
+    def _map(self, issue: Mapping[str, Any]) -> Ticket:
         t = self.tracker
         f = issue.get("fields") or {}
         key = str(issue["key"])
