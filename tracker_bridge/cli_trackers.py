@@ -138,6 +138,8 @@ def _print_report(report: Any) -> None:
                 f"{t.evaluated}; {verb} {w['tickets']} tickets ({w['fields']} fields, "
                 f"{w['labels_added']} labels added, {w['labels_removed']} removed, "
                 f"{w['notes']} notes)")
+        if t.adopted:
+            line += f"; {t.adopted} already closed at the first sync, recorded only"
         click.echo(line)
         for d in t.diffs:
             click.echo(f"  {t.tracker}:{d.key}: {_describe_diff(d)}")

@@ -150,6 +150,10 @@ class TrackerConfig(_Model):
                                description="where the SLA state is written")
     options: dict[str, Any] = Field(default_factory=dict,
                                     description="backend-specific, validated by the backend")
+    adopt_closed: bool = Field(
+        True, description="on a tracker's first sync, record tickets already resolved or "
+        "closed without writing to them (no KB notes or labels on years of history) until "
+        "they are reopened; false writes to them too")
 
     _secret: SecretStr | None = PrivateAttr(None)
     _validated_options: Any = PrivateAttr(None)

@@ -29,7 +29,7 @@ from typing import Any
 from .core.verdict import Verdict
 from .errors import ConfigError, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS tickets (
     evaluated_at   TEXT,
     written_at     TEXT,
     breached       TEXT NOT NULL DEFAULT '[]',  -- metrics breached at the last evaluation
+    -- already resolved/closed when the tracker's first sync found it: read, never written,
+    -- until it is reopened (no KB notes or labels on years of history)
+    adopted        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tracker, key)
 );
 CREATE INDEX IF NOT EXISTS tickets_next_change ON tickets (next_change);
@@ -153,6 +156,8 @@ class TicketState:
     retry: bool
     #: the metrics breached at the last evaluation
     breached: frozenset[str] = frozenset()
+    #: closed before the bridge watched it: recorded, never written until reopened
+    adopted: bool = False
 
 
 class Store:
@@ -199,9 +204,12 @@ class Store:
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
                         self.db.execute(stmt)
-                if version == 1:  # v2: tickets.breached (the breach counter's memory)
+                if 1 <= version < 2:  # v2: tickets.breached (the breach counter's memory)
                     self.db.execute("ALTER TABLE tickets ADD COLUMN breached TEXT NOT NULL "
                                     "DEFAULT '[]'")
+                if 1 <= version < 3:  # v3: tickets.adopted (history read, never written)
+                    self.db.execute("ALTER TABLE tickets ADD COLUMN adopted INTEGER NOT NULL "
+                                    "DEFAULT 0")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
@@ -276,7 +284,8 @@ class Store:
             labels=frozenset(json.loads(row["labels"])), fields=json.loads(row["fields"]),
             note_keys=frozenset(self.note_keys(tracker, key)),
             next_change=from_ts(row["next_change"]), retry=bool(row["retry"]),
-            breached=frozenset(json.loads(row["breached"] or "[]")))
+            breached=frozenset(json.loads(row["breached"] or "[]")),
+            adopted=bool(row["adopted"]))
 
     def due_keys(self, tracker: str, now: datetime) -> list[str]:
         """Tickets whose verdict changes by ``now`` without an edit, or whose write failed."""
@@ -314,13 +323,14 @@ class Store:
                       plan: str | None, labels: Iterable[str],
                       fields: Mapping[str, str | None], next_change: datetime | None,
                       retry: bool, ticket_updated: datetime | None, evaluated_at: datetime,
-                      written: bool, breached: Iterable[str] = ()) -> None:
+                      written: bool, breached: Iterable[str] = (),
+                      adopted: bool = False) -> None:
         """Upsert a ticket's state after it was evaluated (and written, if ``written``)."""
         self.db.execute(
             """INSERT INTO tickets (tracker, key, status, status_group, is_open, class, plan,
                    labels, fields, next_change, retry, ticket_updated, evaluated_at, written_at,
-                   breached)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   breached, adopted)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(tracker, key) DO UPDATE SET status=excluded.status,
                    status_group=excluded.status_group, is_open=excluded.is_open,
                    class=excluded.class, plan=excluded.plan, labels=excluded.labels,
@@ -328,11 +338,12 @@ class Store:
                    retry=excluded.retry, ticket_updated=excluded.ticket_updated,
                    evaluated_at=excluded.evaluated_at,
                    written_at=coalesce(excluded.written_at, tickets.written_at),
-                   breached=excluded.breached""",
+                   breached=excluded.breached, adopted=excluded.adopted""",
             (tracker, key, status, status_group, int(is_open), class_, plan,
              json.dumps(sorted(labels)), json.dumps(dict(fields), sort_keys=True),
              ts(next_change), int(retry), ts(ticket_updated), ts(evaluated_at),
-             ts(evaluated_at) if written else None, json.dumps(sorted(breached))))
+             ts(evaluated_at) if written else None, json.dumps(sorted(breached)),
+             int(adopted)))
 
     def breached_open(self, tracker: str) -> dict[tuple[str, str], int]:
         """Open tickets currently breached, by (class, metric) (for the metrics gauge)."""

@@ -110,6 +110,8 @@ class TrackerReport:
     breaches: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: retried calls by kind: read, write
     retries: Counter[str] = field(default_factory=Counter)
+    #: tickets recorded but not written: closed before the bridge first synced the tracker
+    adopted: int = 0
     #: the server asked for this many seconds of patience (429/503 Retry-After) when it failed
     retry_after: float | None = None
 
@@ -130,6 +132,7 @@ class TrackerReport:
             "breaches": [{"class": c, "metric": m, "count": n}
                          for (c, m), n in sorted(self.breaches.items())],
             "retries": dict(self.retries),
+            "adopted": self.adopted,
         }
 
 
@@ -443,6 +446,21 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
         tr.evaluated += 1
         stored = st.ticket(tc.name, key)
         known_notes = stored.note_keys if stored else frozenset()
+        # History is read, not rewritten: a ticket already resolved or closed when the
+        # tracker's first sync finds it stays untouched until it is reopened.
+        adopted = groups[key] in CLOSED_GROUPS and (
+            stored.adopted if stored is not None else cursor is None and tc.adopt_closed
+        )
+        if adopted:
+            tr.adopted += 1
+            st.record_ticket(
+                tc.name, key, status=t.status, status_group=groups[key], is_open=False,
+                class_=verdict.class_, plan=verdict.plan, labels=owned_labels(t.labels, policy),
+                fields={f: t.fields.get(f) for f in DEADLINE_FIELDS}, next_change=None,
+                retry=False, ticket_updated=t.updated, evaluated_at=now, written=False,
+                adopted=True)
+            st.record_verdict(tc.name, key, verdict, status=t.status, status_group=groups[key])
+            continue
 
         def diff_for(t: Ticket, verdict: Verdict, known_notes: frozenset[str] = known_notes
                      ) -> Diff:

@@ -100,3 +100,23 @@ def test_a_busy_store_is_a_clear_error_and_a_dry_run_is_not_blocked(tmp_path: Pa
         with other.cycle(rollback=True):  # a dry run only reads
             assert other.get_cursor("desk") is None
         other.close()
+
+
+@pytest.mark.parametrize("old", [1, 2])
+def test_older_stores_are_migrated_in_place(tmp_path: Path, old: int) -> None:
+    # a store as version `old` wrote it: no `adopted` column (v3), no `breached` (v2) on v1
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st, st.cycle():
+        _record(st, "7", None)
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE tickets DROP COLUMN adopted")
+    if old == 1:
+        db.execute("ALTER TABLE tickets DROP COLUMN breached")
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(old),))
+    db.commit()
+    db.close()
+    with Store(path) as st:
+        assert st.schema_version == SCHEMA_VERSION
+        t = st.ticket("desk", "7")
+        assert t is not None and t.labels == {"sla-high"}
+        assert t.adopted is False and t.breached == frozenset()

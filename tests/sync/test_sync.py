@@ -381,3 +381,55 @@ def test_naive_now_is_refused(make_config, pm) -> None:
 
     with pytest.raises(ValueError, match="timezone-aware"):
         run_once(make_config(), now=datetime(2026, 3, 2, 10), pm=pm)
+
+
+# -- history is read, not rewritten ------------------------------------------------------------
+
+
+def _closed_desk(desk) -> None:
+    desk.create("Old, open", key="1", created=CREATED, fields={"priority": "High"})
+    desk.create("Old, resolved", key="2", created=CREATED, fields={"priority": "High"})
+    desk.update("2", status="Resolved", comment="Fixed by a restart", at=at(10, 20))
+
+
+def test_first_sync_records_closed_history_without_writing_to_it(make_config, pm, desk) -> None:
+    _closed_desk(desk)
+    before = desk.get("2")
+    r = run_once(make_config(), now=at(10, 30), pm=pm)
+    assert r.ok and r.trackers[0].adopted == 1
+    assert desk.get("2") == before  # no label, no deadline, no KB note
+    assert set(desk.get("1").labels) == {"sla-high"}  # the open one is enforced
+    # commenting on the old ticket does not wake it up either
+    desk.update("2", comment="Thanks!", by="customer", at=at(10, 40))
+    r2 = run_once(make_config(), now=at(10, 45), pm=pm)
+    assert r2.trackers[0].adopted == 1 and not desk.get("2").labels
+    assert "kb" not in posted_note_keys(desk.get("2"))
+
+
+def test_an_adopted_ticket_is_enforced_once_reopened(make_config, pm, desk) -> None:
+    _closed_desk(desk)
+    run_once(make_config(), now=at(10, 30), pm=pm)
+    desk.update("2", status="In Progress", at=at(11, 0))
+    r = run_once(make_config(), now=at(11, 5), pm=pm)
+    assert r.trackers[0].adopted == 0
+    assert "sla-high" in desk.get("2").labels
+    desk.update("2", status="Resolved", comment="Really fixed this time", at=at(11, 30))
+    run_once(make_config(), now=at(11, 35), pm=pm)
+    assert "kb" in posted_note_keys(desk.get("2"))
+
+
+def test_tickets_resolved_after_the_first_sync_get_their_kb_note(make_config, pm, desk) -> None:
+    run_once(make_config(), now=at(10, 0), pm=pm)  # the bridge starts watching an empty desk
+    desk.create("New and quickly fixed", key="3", created=at(10, 5), fields={"priority": "High"})
+    desk.update("3", status="Resolved", comment="Cleared the cache", at=at(10, 10))
+    r = run_once(make_config(), now=at(10, 15), pm=pm)
+    assert r.trackers[0].adopted == 0
+    assert "kb" in posted_note_keys(desk.get("3"))
+
+
+def test_adopt_closed_false_writes_to_history_too(make_config, pm, desk) -> None:
+    _closed_desk(desk)
+    cfg = make_config(trackers=[tracker_entry(adopt_closed=False)])
+    r = run_once(cfg, now=at(10, 30), pm=pm)
+    assert r.trackers[0].adopted == 0
+    assert "kb" in posted_note_keys(desk.get("2"))
