@@ -168,3 +168,18 @@ def test_timestamps_keep_their_own_offsets() -> None:
     assert a == b
     assert a.utcoffset() == timedelta(hours=11)
     assert b.utcoffset() == timedelta(0)
+
+
+def test_changelog_paging_ends_on_total(rsps: responses.RequestsMock,
+                                        make_backend: Callable[..., JiraBackend]) -> None:
+    """Prism answers every page with the example (``isLast: false``, ``total: 5``): paging
+    must still end, at ``total``, instead of asking forever."""
+    rsps.get(f"{API}/myself", json=payload("myself_new_york.json"))
+    rsps.get(f"{API}/field", json=payload("field.json"))
+    rsps.get(f"{API}/issue/SD-7", json=payload("issue_SD-7.json"))
+    stuck = dict(payload("changelog_SD-7_page0.json"), total=5)
+    rsps.get(f"{API}/issue/SD-7/changelog", json=stuck)
+    rsps.get(f"{API}/issue/SD-7/comment", json={"comments": [], "total": 0})
+    make_backend().fetch_ticket("SD-7")
+    pages = [query(r)["startAt"] for r in calls(rsps, "GET", "/rest/api/3/issue/SD-7/changelog")]
+    assert pages == ["0", "2", "4"]

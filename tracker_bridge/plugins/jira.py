@@ -426,7 +426,7 @@ class JiraBackend(Backend):
                 wanted.append(labels_def.id)
             current = self._get_json(f"/issue/{quote(key, safe='')}",
                                      {"fields": ",".join(dict.fromkeys(wanted))},
-                                     key=key, doing=f"reading issue {key}")["fields"] or {}
+                                     key=key, doing=f"reading issue {key}").get("fields") or {}
             fields_body: dict[str, Any] = {}
             for _norm, (fdef, value) in deadlines.items():
                 have = self._deadline_text(fdef, current.get(fdef.id))
