@@ -57,6 +57,25 @@ def test_403_names_the_denial_reason(rsps: responses.RequestsMock,
         make_backend().fetch_changed(None)
 
 
+def test_403_on_one_issue_is_that_issues_problem(
+        fake: FakeJira, make_backend: Callable[..., JiraBackend]) -> None:
+    key = fake.create("secret issue")
+    b = make_backend()
+    fake.overrides[("PUT", f"/rest/api/3/issue/{key}")] = (
+        403, {}, {"errorMessages": ["You do not have permission to edit issues in this "
+                                    "project."], "errors": {}})
+    with pytest.raises(TicketWriteRejected, match="may not change this issue"):
+        b.apply(Diff(key, add_labels=frozenset({"sla-high"})))
+    fake.overrides[("GET", f"/rest/api/3/issue/{key}")] = (403, {}, {"errorMessages": []})
+    with pytest.raises(TicketNotFound, match="not visible"):
+        b.fetch_ticket(key)
+    # a denied login is the credentials, whatever the request
+    fake.overrides[("GET", f"/rest/api/3/issue/{key}")] = (
+        403, {"X-Authentication-Denied-Reason": "CAPTCHA_CHALLENGE"}, {})
+    with pytest.raises(BackendAuthError, match="CAPTCHA_CHALLENGE"):
+        b.fetch_ticket(key)
+
+
 def test_missing_credentials(rsps: responses.RequestsMock,
                              make_backend: Callable[..., JiraBackend]) -> None:
     with pytest.raises(BackendAuthError, match="no credentials"):

@@ -574,6 +574,15 @@ class JiraBackend(Backend):
                                    "the API token (and options.email on Cloud)")
         if status == 403:
             reason = resp.headers.get("X-Authentication-Denied-Reason")
+            # a 403 on one issue is about that issue (a security level, another project's
+            # permissions), not the credentials: suspending the tracker would stop every
+            # other ticket. A denied login (Cloud's CAPTCHA lock) is the credentials.
+            if key is not None and not reason and write:
+                raise TicketWriteRejected(name, key, f"the sync account may not change this "
+                                          f"issue (403){suffix}")
+            if key is not None and not reason:
+                raise TicketNotFound(name, key, f"not visible to the sync account (403)"
+                                     f"{suffix}")
             raise BackendAuthError(name, f"{doing}: the sync account is not allowed (403)"
                                    + (f" ({reason})" if reason else "") + suffix)
         if status == 429 or status >= 500:
