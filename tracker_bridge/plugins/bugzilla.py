@@ -79,7 +79,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -97,6 +96,8 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
+from ._http import parse_utc, utc_literal
+from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
 
@@ -280,35 +281,7 @@ def _int(v: Any) -> int | None:
         return None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 # -- time ---------------------------------------------------------------------------------------
-
-
-def parse_utc(text: str) -> datetime:
-    """A Bugzilla API datetime (``2014-09-23T19:12:17Z``) as an aware UTC datetime."""
-    dt = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def utc_literal(dt: datetime) -> str:
-    """The form Bugzilla's docs ask for: UTC with ``Z``, to the second."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- pure mapping -------------------------------------------------------------------------------

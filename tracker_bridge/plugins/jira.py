@@ -61,7 +61,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -79,6 +78,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
+from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
 
@@ -188,25 +188,6 @@ def jql_literal(lower: datetime, zone: ZoneInfo) -> str:
             break
         wall -= timedelta(minutes=math.ceil((latest - lower).total_seconds() / 60))
     return wall.strftime(JQL_TIME_FORMAT)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or a date), else ``X-RateLimit-Reset``."""
-    raw = headers.get("Retry-After")
-    if raw:
-        try:
-            return max(0.0, float(raw))
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError):
-                return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC))
-                           .total_seconds())
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        with contextlib.suppress(ValueError):
-            when = datetime.fromisoformat(reset.strip().replace("Z", "+00:00"))
-            if when.tzinfo is not None:
-                return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return None
 
 
 # -- Atlassian Document Format -------------------------------------------------------------------

@@ -62,6 +62,8 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
+from ._http import parse_utc, utc_literal
+from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
 
@@ -142,34 +144,6 @@ class _Engine(engines.SyncEngine):
         if response.status_code == 429 or 501 <= response.status_code <= 599:
             raise _StatusError(response.status_code, _retry_after(response.headers))
         return super().process_response(response)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def parse_utc(text: str) -> datetime:
-    """A Redmine timestamp (``2024-05-01T10:03:11Z``) as an aware UTC datetime."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def utc_literal(dt: datetime) -> str:
-    """The only timestamp form Redmine's filters accept reliably: UTC with ``Z``, seconds."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class RedmineBackend(Backend):
