@@ -7,9 +7,14 @@ server's ``Retry-After`` and parsing the UTC timestamps that Redmine and Bugzill
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import json
+import logging
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
@@ -44,3 +49,31 @@ def utc_literal(dt: datetime) -> str:
     """UTC with ``Z``, to the second: the only form Redmine's filters accept reliably, and
     the one Bugzilla's docs ask for."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_seen_cursor(
+    cursor: str | None,
+    version: int,
+    *,
+    what: str,
+    parse_time: Callable[[str], datetime] = parse_utc,
+    key: Callable[[Any], Any] = int,
+) -> tuple[datetime | None, dict[Any, str]]:
+    """Read a ``{"v", "since", "seen"}`` cursor: the watermark and the ``(id, timestamp)``
+    pairs already returned. An unreadable cursor (garbage, another version) means "read
+    everything again": logged, never fatal, because re-reading loses nothing.
+    """
+    if not cursor:
+        return None, {}
+    try:
+        data = json.loads(cursor)
+        if data.get("v") != version:
+            raise ValueError("unknown cursor version")
+        since = parse_time(data["since"]) if data.get("since") else None
+        seen = {key(k): str(v) for k, v in (data.get("seen") or {}).items()}
+        for v in seen.values():
+            parse_time(v)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("unreadable %s cursor %r: reading everything again", what, cursor[:80])
+        return None, {}
+    return since, seen

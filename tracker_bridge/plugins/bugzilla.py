@@ -96,7 +96,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
-from ._http import parse_utc, utc_literal
+from ._http import parse_utc, read_seen_cursor, utc_literal
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -473,18 +473,8 @@ def _words_of(*texts: str) -> list[str]:
 
 def _parse_cursor(cursor: str | None) -> tuple[datetime | None, dict[int, str]]:
     """``(watermark, {bug id: last_change_time already returned})``; garbage: start over."""
-    if not cursor:
-        return None, {}
-    try:
-        data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
-            raise ValueError("unknown cursor version")
-        since = parse_utc(data["since"]) if data.get("since") else None
-        seen = {int(k): str(v) for k, v in (data.get("seen") or {}).items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        log.warning("unreadable Bugzilla cursor %r: reading every bug again", cursor[:80])
-        return None, {}
-    return since, seen
+    return read_seen_cursor(cursor, CURSOR_VERSION, what="Bugzilla")
+
 
 
 def _make_cursor(since: datetime, listed: Mapping[int, str], overlap: timedelta) -> str:

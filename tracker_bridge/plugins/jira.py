@@ -78,6 +78,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
+from ._http import read_seen_cursor
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -971,20 +972,9 @@ def _deadline_value(fdef: FieldDef, text: str | None, key: str, tracker: str) ->
 
 def _parse_cursor(cursor: str | None) -> tuple[datetime | None, dict[str, str]]:
     """``(watermark, {issue id: updated already returned})``; garbage means start over."""
-    if not cursor:
-        return None, {}
-    try:
-        data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
-            raise ValueError("unknown cursor version")
-        since = parse_jira_time(data["since"]) if data.get("since") else None
-        seen = {str(k): str(v) for k, v in (data.get("seen") or {}).items()}
-        for v in seen.values():
-            parse_jira_time(v)
-    except (ValueError, TypeError, KeyError, AttributeError):
-        log.warning("unreadable JIRA cursor %r: reading every issue again", cursor[:80])
-        return None, {}
-    return since, seen
+    return read_seen_cursor(cursor, CURSOR_VERSION, what="JIRA", parse_time=parse_jira_time,
+                            key=str)
+
 
 
 def _make_cursor(since: datetime | None, seen: Mapping[str, str],

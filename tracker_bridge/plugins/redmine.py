@@ -62,7 +62,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
-from ._http import parse_utc, utc_literal
+from ._http import parse_utc, read_seen_cursor, utc_literal
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -772,18 +772,8 @@ def _markers_in(issue: Mapping[str, Any]) -> set[str]:
 
 def _parse_cursor(cursor: str | None) -> tuple[datetime | None, dict[int, str]]:
     """``(watermark, {issue id: updated_on already returned})``; garbage means start over."""
-    if not cursor:
-        return None, {}
-    try:
-        data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
-            raise ValueError("unknown cursor version")
-        since = parse_utc(data["since"]) if data.get("since") else None
-        seen = {int(k): str(v) for k, v in (data.get("seen") or {}).items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
-        log.warning("unreadable Redmine cursor %r: reading every issue again", cursor[:80])
-        return None, {}
-    return since, seen
+    return read_seen_cursor(cursor, CURSOR_VERSION, what="Redmine")
+
 
 
 def _make_cursor(since: datetime | None, listed: Mapping[int, str], overlap: timedelta,
