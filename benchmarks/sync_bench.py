@@ -436,6 +436,15 @@ def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def hwm_mib() -> float | None:
+    """The kernel's peak RSS of this process image (VmHWM), a cross-check of ru_maxrss."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
 def memory_child(args: argparse.Namespace) -> int:
     """One child process of the memory figures; prints one JSON line."""
     source = Path(args.memory_dir)
@@ -484,6 +493,7 @@ def memory_child(args: argparse.Namespace) -> int:
             current, peak = tracemalloc.get_traced_memory()
             out["traced_current_mib"], out["traced_peak_mib"] = current / 2**20, peak / 2**20
         out["rss_peak_mib"] = maxrss_mib()
+    out["vmhwm_mib"] = hwm_mib()
     print("MEMORY-JSON " + json.dumps(out))
     return 0
 
@@ -553,7 +563,11 @@ def daemon_cycles(workdir: Path, tracker: MemoryTracker, pm: Any) -> dict[str, A
 
 
 def run_child(*extra: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *extra],
+    # Through a shell that forks the child rather than exec'ing it: Linux carries ru_maxrss
+    # over fork+exec, so a child started straight from this process (by now holding the
+    # Redmine figures) would report this process's peak instead of its own.
+    proc = subprocess.run(["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable,
+                           str(Path(__file__).resolve()), *extra],
                           capture_output=True, text=True, timeout=1800)
     for line in proc.stdout.splitlines():
         if line.startswith("MEMORY-JSON "):
@@ -718,7 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_size(setup, n, Path(tmp), pm,
                                    lambda f: print(figure_line(f), flush=True))
             results["cycles"] = [asdict(r) | {"total": r.total} for r in rows]
-            errors = [e for r in rows for e in r.errors]
+            errors = [f"{r.size:,} tickets, {r.cycle}: {e}" for r in rows for e in r.errors]
             if errors:
                 print("\nerrors during the cycles (figures above are not valid):")
                 for e in errors:
