@@ -535,10 +535,18 @@ class RedmineBackend(Backend):
     def _scan(self, project: str | None, lower: str | None) -> Iterator[dict[str, Any]]:
         """Every issue with ``updated_on >= lower``, by keyset on (updated_on, id).
 
-        Each page starts at the previous page's newest timestamp (inclusive), so issues that
-        move to the end of the order while we scan are met again later instead of shifting
-        an unseen issue past a page boundary (offset paging loses it). A page entirely
-        inside one second would not advance that way, so that second is walked by issue id.
+        What Redmine 5 really does with ``updated_on=>=T``: ``updated_on > T - 1s`` on
+        timestamps stored with microseconds and shown truncated to the second. So a filter at
+        second S also returns what was stamped inside second S-1, and ``><A|B`` is
+        ``(A - 1s, B.000000]``. The scan is written for that reading:
+
+        - each page starts at the previous page's newest second (inclusive), so issues that
+          move to the end of the order while we scan are met again later instead of shifting
+          an unseen issue past a page boundary (offset paging loses it);
+        - when a full page does not get past that second (more than a page stamped within two
+          seconds: a bulk edit), the window ``><S-1|S+1`` (real ``(S-2s, S+1s]``, which holds
+          both crowded seconds) is walked by issue id, sorted by id, and the scan resumes at
+          ``>=S+2`` (real ``> S+1s``): the two ranges meet, nothing falls between them.
         """
         base: dict[str, Any] = {"status_id": "*", "sort": "updated_on,id",
                                 "limit": PAGE_LIMIT, "offset": 0}
@@ -555,22 +563,21 @@ class RedmineBackend(Backend):
             yield from page
             if len(page) < PAGE_LIMIT:
                 return
-            first, last = page[0]["updated_on"], page[-1]["updated_on"]
-            if first == last:
-                yield from self._scan_second(base, last, int(page[-1]["id"]))
-                t = utc_literal(parse_utc(last) + timedelta(seconds=1))
-            elif t is not None and parse_utc(last) <= parse_utc(t):
-                # cannot happen when Redmine honours the sort; never loop forever on it
-                raise BackendError(self.tracker.name, "Redmine did not sort issues by "
-                                   "updated_on; cannot page safely")
+            last = parse_utc(page[-1]["updated_on"])
+            if t is not None and last <= parse_utc(t):
+                # the same request again would return the same page: walk the crowd by id
+                one = timedelta(seconds=1)
+                window = f"><{utc_literal(last - one)}|{utc_literal(last + one)}"
+                yield from self._walk_by_id(base, window)
+                t = utc_literal(last + 2 * one)
             else:
-                t = last
+                t = utc_literal(last)
 
-    def _scan_second(self, base: Mapping[str, Any], second: str,
-                     after_id: int) -> Iterator[dict[str, Any]]:
-        """The issues stamped exactly ``second`` with an id above ``after_id``, by id keyset."""
+    def _walk_by_id(self, base: Mapping[str, Any], window: str) -> Iterator[dict[str, Any]]:
+        """Every issue in an ``updated_on`` window, paged by id (ids only grow: it ends)."""
+        after_id = 0
         while True:
-            params = dict(base, updated_on=f"><{second}|{second}", issue_id=f">={after_id + 1}")
+            params = dict(base, sort="id", updated_on=window, issue_id=f">={after_id + 1}")
             page = self._list(params)
             yield from page
             if len(page) < PAGE_LIMIT:
@@ -786,7 +793,9 @@ def _make_cursor(since: datetime | None, listed: Mapping[int, str], overlap: tim
     """
     if since is None:
         return None
-    floor = since - overlap
+    # the next poll lists from `since - overlap`, which Redmine reads as one second earlier
+    # still (see _scan): vouch for that second too, or its issues are re-read every poll
+    floor = since - overlap - timedelta(seconds=1)
     settled_before = scan_started - timedelta(seconds=2) if scan_started else None
     seen = {}
     for iid, upd in listed.items():
