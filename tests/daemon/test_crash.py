@@ -119,7 +119,10 @@ def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
     monkeypatch.setenv(KEY_ENV, KEY)
     rng = random.Random(SEED)
     tickets = tmp_path / "tickets.json"
-    config = write_config(tmp_path, [memory_tracker()], poll_interval="0.5s")
+    # a slow tracker (0.1 s a write): a cycle's writes and its commit are seconds apart
+    config = write_config(
+        tmp_path, [memory_tracker(options={"file": "tickets.json", "write_delay_seconds": 0.1})],
+        poll_interval="0.5s")
     cfg = load_config(config, pm=get_plugin_manager(load_entrypoints=False))
     policy = cfg.policy_obj
 
@@ -148,7 +151,14 @@ def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
         before = bridge_marks(tickets, policy)
         cycles_before = committed_cycles(state)
         d = start_daemon(config, "--log-level", "debug", log_name=f"run-{it}.log")
-        if it % 2:
+        if it == 0:
+            # not left to chance: the first sync writes all 30 tickets, so killing it as soon
+            # as the tracker file shows a write lands between a write and the commit
+            first = tickets.read_bytes()
+            waited = time.monotonic()
+            while tickets.read_bytes() == first and time.monotonic() - waited < 20:
+                time.sleep(0.01)
+        elif it % 2:
             d.wait_for(r"started: ")
             time.sleep(rng.uniform(0.0, 0.6))
         else:

@@ -118,6 +118,7 @@ def test_redmine_stopped_and_restarted_in_the_middle_of_a_run(
     s.update_issue(ids[1], notes="A person's comment while the bridge cannot reach Redmine")
     newcomer = int(s.create_issue(proj, "created during the outage",
                                   priority_id=prio["High"])["id"])
+    t_newcomer = time.monotonic()
     ids.append(newcomer)
     while time.monotonic() - t_down < 8:  # deadlines cross while it is down
         time.sleep(0.5)
@@ -133,6 +134,9 @@ def test_redmine_stopped_and_restarted_in_the_middle_of_a_run(
         assert time.monotonic() < deadline, d.text()[-3000:]
         time.sleep(0.25)
     print(f"\nhealthy again {time.monotonic() - t_up:.1f} s after Redmine answered")
+    # until the newcomer's 30 s resolution target has run out: after that no verdict changes
+    # by itself, so a quiet cycle means converged (checking earlier races the clock)
+    time.sleep(max(0.0, t_newcomer + 32 - time.monotonic()))
     wait_quiet(d)
     assert d.stop() == 0
     check_converged(redmine, cfg, ids, monkeypatch)

@@ -24,6 +24,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -252,6 +253,9 @@ class MemoryOptions(BaseModel):
     file: Path | None = Field(None, description="JSON file holding the tickets")
     allowed_labels: list[str] | None = Field(
         None, description="label values the labels field accepts (None: any)")
+    write_delay_seconds: float = Field(
+        0.0, ge=0, le=60, description="a slow tracker: wait this long after each write "
+        "(crash tests use it to widen the window between a write and the store's commit)")
 
 
 class MemoryBackend(Backend):
@@ -327,6 +331,8 @@ class MemoryBackend(Backend):
                                           f"labels field does not accept {', '.join(bad)}")
         tr.apply(diff)
         self._save(tr)
+        if self.opts.write_delay_seconds:
+            time.sleep(self.opts.write_delay_seconds)
 
     def check(self, labels: Iterable[str]) -> list[Problem]:
         problems = []
