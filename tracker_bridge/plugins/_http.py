@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 log = logging.getLogger(__name__)
 
 
@@ -77,3 +79,12 @@ def read_seen_cursor(
         log.warning("unreadable %s cursor %r: reading everything again", what, cursor[:80])
         return None, {}
     return since, seen
+
+
+class HttpOptions(BaseModel):
+    """The ``options:`` every HTTP backend has; each backend's model adds its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_seconds: float = Field(30, gt=0, le=600, description="HTTP timeout per request")
+    verify_tls: bool = Field(True, description="verify the server's TLS certificate")

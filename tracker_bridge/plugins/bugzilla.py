@@ -83,7 +83,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from ..backend import Backend, Diff, FetchResult, Problem, note_marker
 from ..core.ticket import HistoryEvent, Ticket
@@ -96,7 +96,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
-from ._http import parse_utc, read_seen_cursor, utc_literal
+from ._http import HttpOptions, parse_utc, read_seen_cursor, utc_literal
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,13 @@ LABEL_TARGETS = ("keywords", "whiteboard")
 NO_VALUE = "---"
 
 
-class BugzillaOptions(BaseModel):
+class BugzillaOptions(HttpOptions):
     """``options:`` of a Bugzilla tracker (all optional)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     overlap_seconds: int = Field(
         60, ge=2, le=86400,
         description="how far before the watermark each poll starts again (transaction "
                     "commit lag, clock steps); repeats are filtered out")
-    timeout_seconds: float = Field(30, gt=0, le=600, description="HTTP timeout per request")
-    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     page_size: int = Field(
         100, ge=2, le=10000,
         description="bugs per search request; keep it at or below the server's "

@@ -78,7 +78,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
-from ._http import read_seen_cursor
+from ._http import HttpOptions, read_seen_cursor
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,8 @@ class NoteVisibility(BaseModel):
     value: str = Field(min_length=1, description="the role's or the group's name")
 
 
-class JiraOptions(BaseModel):
+class JiraOptions(HttpOptions):
     """``options:`` of a JIRA tracker (all optional)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     deployment: Literal["auto", "cloud", "datacenter"] = Field(
         "auto", description="cloud (REST v3, search/jql) or datacenter (REST v2, search); "
@@ -131,8 +129,6 @@ class JiraOptions(BaseModel):
         description="how far before the watermark each poll starts again: at least the "
                     "JQL minute, plus search-index lag; repeats are filtered out")
     page_size: int = Field(100, ge=1, le=1000, description="issues per search page")
-    timeout_seconds: float = Field(30, gt=0, le=600, description="HTTP timeout per request")
-    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     notify_users: bool = Field(
         True, description="false sends notifyUsers=false with each edit (needs the "
                           "Administer Projects permission, else JIRA refuses the edit)")

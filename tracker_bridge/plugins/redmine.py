@@ -48,7 +48,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from redminelib import Redmine, engines
 from redminelib import exceptions as rex
 
@@ -62,7 +62,7 @@ from ..errors import (
     TicketWriteRejected,
 )
 from ..hookspecs import hookimpl
-from ._http import parse_utc, read_seen_cursor, utc_literal
+from ._http import HttpOptions, parse_utc, read_seen_cursor, utc_literal
 from ._http import retry_after as _retry_after
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,13 @@ BUILTIN_ATTRS: Mapping[str, str | None] = {
 TEXT_FORMATS = ("string", "text")
 
 
-class RedmineOptions(BaseModel):
+class RedmineOptions(HttpOptions):
     """``options:`` of a Redmine tracker (all optional)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     overlap_seconds: int = Field(
         60, ge=2, le=86400,
         description="how far before the watermark each poll starts again (commit lag, "
                     "clock skew between app servers); repeats are filtered out")
-    timeout_seconds: float = Field(30, gt=0, le=600, description="HTTP timeout per request")
-    verify_tls: bool = Field(True, description="verify the server's TLS certificate")
     include_subprojects: bool = Field(
         False, description="also read issues of the listed projects' subprojects")
 
