@@ -122,6 +122,10 @@ class Backend(abc.ABC):
         self.tracker = tracker
         #: ``options:`` validated by ``config_model`` (a model instance), else the raw mapping
         self.options: Any = tracker.validated_options
+        model = type(self).config_model
+        if model is not None and not isinstance(self.options, model):
+            # a tracker config built in code rather than loaded (tests, embedding)
+            self.options = model.model_validate(self.options or {})  # type: ignore[attr-defined]
         #: the resolved ``credentials:`` secret, or ``None`` when the tracker has none
         self.secret: SecretStr | None = tracker.secret
 

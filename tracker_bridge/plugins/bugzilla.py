@@ -493,8 +493,7 @@ class BugzillaBackend(Backend):
 
     def __init__(self, tracker: Any, session: requests.Session | None = None) -> None:
         super().__init__(tracker)
-        opts = self.options if isinstance(self.options, BugzillaOptions) else \
-            BugzillaOptions.model_validate(self.options or {})
+        opts: BugzillaOptions = self.options
         self.opts: BugzillaOptions = opts
         if not tracker.url:
             raise BackendError(tracker.name, "no url: configured for this Bugzilla tracker")

@@ -305,8 +305,7 @@ class JiraBackend(Backend):
 
     def __init__(self, tracker: Any) -> None:
         super().__init__(tracker)
-        opts = self.options if isinstance(self.options, JiraOptions) else \
-            JiraOptions.model_validate(self.options or {})
+        opts: JiraOptions = self.options
         self.opts: JiraOptions = opts
         if not tracker.url:
             raise BackendError(tracker.name, "no url: configured for this JIRA tracker")

@@ -266,8 +266,7 @@ class MemoryBackend(Backend):
 
     def __init__(self, tracker: Any) -> None:
         super().__init__(tracker)
-        opts = self.options if isinstance(self.options, MemoryOptions) else \
-            MemoryOptions.model_validate(self.options or {})
+        opts: MemoryOptions = self.options
         self.opts = opts
         self._file = tracker.resolve_path(opts.file) if opts.file else None
         self._shared = None if self._file else MemoryTracker.named(opts.instance or tracker.name)

@@ -150,8 +150,7 @@ class RedmineBackend(Backend):
 
     def __init__(self, tracker: Any) -> None:
         super().__init__(tracker)
-        opts = self.options if isinstance(self.options, RedmineOptions) else \
-            RedmineOptions.model_validate(self.options or {})
+        opts: RedmineOptions = self.options
         self.opts: RedmineOptions = opts
         if not tracker.url:
             raise BackendError(tracker.name, "no url: configured for this Redmine tracker")
