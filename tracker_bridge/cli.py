@@ -8,82 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, ConfigError, InputError, TrackerBridgeError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> None:
-    """Print an error the user can act on (no traceback) and exit with ``code``."""
-    if as_json:
-        click.echo(json.dumps({"error": message, "exit_code": code}))
-    else:
-        click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Turn the bridge's own errors into their message and exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            if as_json:
-                click.echo(
-                    json.dumps(
-                        {
-                            "error": "invalid configuration",
-                            "exit_code": exc.exit_code,
-                            "problems": [
-                                {"file": exc.source, "path": p, "message": m}
-                                for p, m in exc.problems
-                            ],
-                        }
-                    )
-                )
-                sys.exit(exc.exit_code)
-            fail(str(exc), exc.exit_code)
-        except TrackerBridgeError as exc:
-            fail(str(exc), exc.exit_code, as_json)
-        except ValueError as exc:  # ticket and calendar input errors
-            fail(str(exc), EXIT_BAD_INPUT, as_json)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def parse_now(value: str | None, option: str = "--now") -> datetime:
-    """``--now`` as an aware instant; the current time when not given."""
-    if value is None:
-        return datetime.now(UTC)
-    return parse_iso(value, option)
-
-
-def parse_iso(value: str, option: str) -> datetime:
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{option}: {value!r} is not an ISO 8601 timestamp") from None
-    if dt.tzinfo is None:
-        raise InputError(
-            f"{option}: {value!r} has no UTC offset (write e.g. 2026-03-02T10:00:00+00:00)"
-        )
-    return dt
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+from .cli_common import handle_errors, json_option, parse_iso, parse_now
+from .errors import InputError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,7 +43,7 @@ def main() -> None:
     help="Which target.",
 )
 @json_option
-@handle_errors
+@handle_errors(value_errors=True)
 def deadline(
     policy_path: str, class_: str, plan: str | None, start: str, metric: str, as_json: bool
 ) -> None:
@@ -171,7 +103,7 @@ def _read_ticket(path: str) -> dict[str, Any]:
 @click.argument("ticket_path", metavar="TICKET.json")
 @click.option("--now", default=None, help="Evaluate as of this instant (default: now).")
 @json_option
-@handle_errors
+@handle_errors(value_errors=True)
 def evaluate(policy_path: str, ticket_path: str, now: str | None, as_json: bool) -> None:
     """The engine's verdict on one normalized ticket (use - to read it from stdin)."""
     from .core.engine import evaluate as run

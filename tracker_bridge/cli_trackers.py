@@ -8,20 +8,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import wraps
 from typing import Any, TypeVar
 
 import click
 
+from .cli_common import emit_json, handle_errors, json_option, parse_now
 from .errors import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_PROBLEMS,
-    ConfigError,
     InputError,
     TrackerBridgeError,
 )
@@ -31,56 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONFIG_HELP = "The config file (default: $TRACKER_BRIDGE_CONFIG or tracker-bridge.yaml)."
 
 
-def _emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, default=str))
-
-
-def _handle_errors(func: F) -> F:
-    """The bridge's own errors as their message (no traceback) and exit status."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            if as_json:
-                _emit_json({"error": "invalid configuration", "exit_code": exc.exit_code,
-                            "problems": [{"file": exc.source, "path": p, "message": m}
-                                         for p, m in exc.problems]})
-            else:
-                click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except TrackerBridgeError as exc:
-            if as_json:
-                _emit_json({"error": str(exc), "exit_code": exc.exit_code})
-            else:
-                click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _parse_now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--now: {value!r} is not an ISO 8601 timestamp") from None
-    if dt.tzinfo is None:
-        raise InputError(f"--now: {value!r} has no UTC offset "
-                         "(write e.g. 2026-03-02T10:00:00+00:00)")
-    return dt
-
-
 def _config_option(func: F) -> F:
     return click.option("--config", "config_path", default=None,
                         type=click.Path(dir_okay=False), help=CONFIG_HELP)(func)
-
-
-def _json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
 
 
 def _describe_diff(d: Any) -> str:
@@ -102,8 +52,8 @@ def _describe_diff(d: Any) -> str:
 @click.option("--force", is_flag=True,
               help="Skip the mass-change guard for this cycle (after checking the tracker).")
 @_config_option
-@_json_option
-@_handle_errors
+@json_option
+@handle_errors
 def sync(once: bool, dry_run: bool, now: str | None, only: tuple[str, ...], force: bool,
          config_path: str | None, as_json: bool) -> None:
     """One poll-evaluate-write cycle over every configured tracker."""
@@ -113,14 +63,14 @@ def sync(once: bool, dry_run: bool, now: str | None, only: tuple[str, ...], forc
 
     if not once:
         raise InputError("sync runs one cycle with --once; the daemon is `tracker-bridge run`")
-    at = _parse_now(now)
+    at = parse_now(now)
     pm = get_plugin_manager()
     cfg = load_config(config_path, pm=pm)
     for name in only:
         cfg.tracker(name)  # an unknown name is bad input, before anything runs
     report = run_once(cfg, now=at, dry_run=dry_run, pm=pm, trackers=only or None, force=force)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _print_report(report)
     sys.exit(EXIT_OK if report.ok else EXIT_PROBLEMS)
@@ -160,8 +110,8 @@ def _print_report(report: Any) -> None:
 @click.option("--policy", "policy_path", default=None, type=click.Path(dir_okay=False),
               help="Validate this policy file alone.")
 @_config_option
-@_json_option
-@_handle_errors
+@json_option
+@handle_errors
 def check(policy_path: str | None, config_path: str | None, as_json: bool) -> None:
     """Validate the config and policy, then connect to each tracker and verify its setup."""
     from .config import default_config_path, load_config
@@ -244,7 +194,7 @@ def _policy_line(path: str, policy: Any) -> str:
 
 def _finish_check(doc: dict[str, Any], lines: list[str], as_json: bool) -> None:
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         for line in lines:
             click.echo(line)
@@ -258,8 +208,8 @@ def _finish_check(doc: dict[str, Any], lines: list[str], as_json: bool) -> None:
 @click.argument("ref", metavar="TRACKER:KEY")
 @click.option("--now", default=None, help="Evaluate as of this instant (ISO 8601 with offset).")
 @_config_option
-@_json_option
-@_handle_errors
+@json_option
+@handle_errors
 def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -> None:
     """Fetch one live ticket and print the verdict with the reasoning in words."""
     from .backend import posted_note_keys
@@ -271,7 +221,7 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     name, sep, key = ref.partition(":")
     if not sep or not name or not key:
         raise InputError(f"{ref!r}: write TRACKER:KEY, e.g. clinic-redmine:42")
-    at = _parse_now(now)
+    at = parse_now(now)
     pm = get_plugin_manager()
     cfg = load_config(config_path, pm=pm)
     tc = cfg.tracker(name)
@@ -286,7 +236,7 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     verdict = evaluate(policy, ticket, at)
     diff = compute_diff(ticket, verdict, tc, policy)
     if as_json:
-        _emit_json({"ticket": ticket.to_dict(), "verdict": verdict.to_dict(),
+        emit_json({"ticket": ticket.to_dict(), "verdict": verdict.to_dict(),
                     "reasons": list(verdict.reasons), "diff": diff.to_dict(),
                     "posted_notes": sorted(posted_note_keys(ticket))})
         return
@@ -305,15 +255,15 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
 
 
 @click.command()
-@_json_option
-@_handle_errors
+@json_option
+@handle_errors
 def plugins(as_json: bool) -> None:
     """The installed tracker plugins, their versions and where they come from."""
     from .manager import get_plugin_manager, list_plugins
 
     infos = list_plugins(get_plugin_manager())
     if as_json:
-        _emit_json({"plugins": [p.to_dict() for p in infos]})
+        emit_json({"plugins": [p.to_dict() for p in infos]})
         return
     from rich.console import Console
     from rich.table import Table
@@ -355,7 +305,7 @@ def _seconds(value: str | None, option: str) -> float | None:
                    "(default: 3 poll intervals, at least 60s).")
 @click.option("--stop-timeout", default="10s", show_default=True,
               help="On SIGTERM/SIGINT, abandon a cycle still running after this long.")
-@_handle_errors
+@handle_errors
 def run(config_path: str | None, log_format: str, log_level: str, metrics_port: int | None,
         only: tuple[str, ...], auth_retry: str, health_max_age: str | None,
         stop_timeout: str) -> None:
