@@ -85,6 +85,16 @@ def parse_interval(text: str | float | int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def iana_zone(v: str, example: str = "Europe/London") -> str:
+    """A config value that must name an IANA time zone (a pydantic field validator's body)."""
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = f"{v!r} is not an IANA time zone (e.g. UTC, {example})"
+        raise ValueError(msg) from None
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,12 +130,7 @@ class WriteConfig(_Model):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"{v!r} is not an IANA time zone (e.g. UTC, Europe/London)"
-            raise ValueError(msg) from None
-        return v
+        return iana_zone(v)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -80,12 +80,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import Field, field_validator
 
 from ..backend import Backend, Diff, FetchResult, Problem, note_marker
+from ..config import iana_zone
 from ..core.ticket import HistoryEvent, Ticket
 from ..core.verdict import NOTE_MARKER_RE
 from ..errors import (
@@ -160,12 +161,7 @@ class BugzillaOptions(HttpOptions):
     @field_validator("server_timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            msg = f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
-            raise ValueError(msg) from None
-        return v
+        return iana_zone(v, "Europe/Berlin")
 
     @field_validator("rest_path")
     @classmethod
