@@ -272,6 +272,25 @@ class Store:
                         "SET cursor=excluded.cursor, advanced_at=excluded.advanced_at",
                         (tracker, cursor, ts(at)))
 
+    def first_sync(self, tracker: str) -> datetime | None:
+        """When the bridge first began syncing ``tracker`` (None: not recorded)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?",
+                              (f"first_sync:{tracker}",)).fetchone()
+        return None if row is None else datetime.fromisoformat(row[0])
+
+    def mark_first_sync(self, tracker: str, at: datetime) -> None:
+        """Record the start of ``tracker``'s first sync, once, committed at once.
+
+        Called before the first cycle's transaction: a cycle killed after writing to the
+        tracker but before its commit must not move the mark, or tickets closed after that
+        attempt would look like history and lose their KB note.
+        """
+        if self._in_cycle:
+            msg = "mark_first_sync runs outside a cycle"
+            raise RuntimeError(msg)
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)",
+                        (f"first_sync:{tracker}", ts(at)))
+
     # -- tickets ----------------------------------------------------------------------------
 
     def ticket(self, tracker: str, key: str) -> TicketState | None:

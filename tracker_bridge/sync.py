@@ -288,6 +288,22 @@ def make_backend(pm: pluggy.PluginManager, tracker: TrackerConfig) -> Backend:
     return backend_class(pm, tracker.backend).from_config(tracker)
 
 
+def closed_since(ticket: Ticket, policy: Policy) -> datetime:
+    """When the ticket last entered a resolved or closed status (its creation if it never
+    moved there in its recorded history)."""
+    since = ticket.created
+    was_closed: bool | None = None
+    for ev in sorted((e for e in ticket.history if e.kind == "status" and e.to is not None),
+                     key=lambda e: e.at):
+        closed = policy.status_group(ev.to) in CLOSED_GROUPS
+        if was_closed is None:
+            was_closed = policy.status_group(ev.from_) in CLOSED_GROUPS if ev.from_ else False
+        if closed and not was_closed:
+            since = ev.at
+        was_closed = closed
+    return since
+
+
 def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool = False,
              pm: pluggy.PluginManager | None = None, store: Store | None = None,
              trackers: Iterable[str] | None = None, force: bool = False,
@@ -324,6 +340,10 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
     selected = [t for t in config.trackers if wanted is None or t.name in wanted]
     report = SyncReport(now=now, dry_run=dry_run)
     try:
+        if not dry_run:
+            for tc in selected:  # committed before the cycle: see Store.mark_first_sync
+                if st.get_cursor(tc.name) is None and st.first_sync(tc.name) is None:
+                    st.mark_first_sync(tc.name, now)
         with st.cycle(rollback=dry_run):
             for tc in selected:
                 tr = TrackerReport(tc.name)
@@ -407,6 +427,9 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
 
     cursor = st.get_cursor(tc.name)
     tr.cursor_before = cursor
+    # what counts as history: closed before the bridge first looked at this tracker (a store
+    # from before the mark existed, with a cursor already: nothing unseen is history)
+    first_sync = st.first_sync(tc.name) or (now if cursor is None else None)
     result = read(backend.fetch_changed, cursor)
     tickets: dict[str, Ticket] = {}
     for t in result.tickets:  # repeats are allowed: the last one is the newest
@@ -446,11 +469,18 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
         tr.evaluated += 1
         stored = st.ticket(tc.name, key)
         known_notes = stored.note_keys if stored else frozenset()
-        # History is read, not rewritten: a ticket already resolved or closed when the
-        # tracker's first sync finds it stays untouched until it is reopened.
-        adopted = groups[key] in CLOSED_GROUPS and (
-            stored.adopted if stored is not None else cursor is None and tc.adopt_closed
-        )
+        # History is read, not rewritten: a ticket resolved or closed before the bridge first
+        # looked at the tracker stays untouched until it is reopened. One closed later (even
+        # while a first sync that never committed was running) gets its KB note.
+        # (reopened and closed again between two polls: no longer history)
+        if groups[key] not in CLOSED_GROUPS:
+            adopted = False
+        elif stored is not None:
+            adopted = stored.adopted and (first_sync is None
+                                          or closed_since(t, policy) <= first_sync)
+        else:
+            adopted = (tc.adopt_closed and first_sync is not None
+                       and closed_since(t, policy) <= first_sync)
         if adopted:
             tr.adopted += 1
             st.record_ticket(

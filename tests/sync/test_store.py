@@ -56,6 +56,21 @@ def test_a_cycle_is_one_transaction(tmp_path: Path) -> None:
         assert st.ticket("desk", "1") is not None and st.ticket("desk", "2") is None
 
 
+def test_the_first_sync_mark_is_kept_once_and_outlives_a_cycle_rolled_back(
+        tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with Store(path) as st:
+        assert st.first_sync("desk") is None
+        st.mark_first_sync("desk", T0)
+        with pytest.raises(RuntimeError), st.cycle():
+            raise RuntimeError("killed before the first cycle committed")
+        st.mark_first_sync("desk", T0 + timedelta(hours=1))  # a later attempt: ignored
+        with st.cycle(), pytest.raises(RuntimeError, match="outside a cycle"):
+            st.mark_first_sync("ops", T0)
+    with Store(path) as st:
+        assert st.first_sync("desk") == T0 and st.first_sync("ops") is None
+
+
 def test_cycles_do_not_nest(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as st, st.cycle():
         nested = st.cycle()

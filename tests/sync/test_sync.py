@@ -427,6 +427,55 @@ def test_tickets_resolved_after_the_first_sync_get_their_kb_note(make_config, pm
     assert "kb" in posted_note_keys(desk.get("3"))
 
 
+class _KilledAfterFirstWrite:
+    """Stands for a SIGKILL: the first write reaches the tracker, the cycle never commits."""
+
+    @hookimpl
+    def tracker_bridge_before_write(self, diff: Diff) -> Diff:
+        if self.armed:
+            raise SystemExit("killed")  # a BaseException: the whole cycle rolls back
+        self.armed = True
+        return diff
+
+    armed = False
+
+
+def test_a_ticket_resolved_after_a_first_sync_that_never_committed_gets_its_kb_note(
+        make_config, pm, desk) -> None:
+    # found by the crash test: a first sync killed before its commit left no cursor, so the
+    # next run took a ticket resolved in between for history and never wrote its KB note
+    desk.create("Open", key="1", created=at(10, 0), fields={"priority": "High"})
+    desk.create("Open too", key="2", created=at(10, 0), fields={"priority": "High"})
+    killer = _KilledAfterFirstWrite()
+    pm.register(killer)
+    with pytest.raises(SystemExit):
+        run_once(make_config(), now=at(10, 5), pm=pm)
+    pm.unregister(killer)
+    assert "sla-high" in desk.get("1").labels  # written, and the store does not know it
+    with Store(make_config().state) as st:
+        assert st.get_cursor("desk") is None and st.ticket("desk", "1") is None
+    desk.update("1", status="Resolved", comment="Cleared the cache", at=at(10, 10))
+    r = run_once(make_config(), now=at(10, 15), pm=pm)
+    assert r.ok and r.trackers[0].adopted == 0
+    assert "kb" in posted_note_keys(desk.get("1"))
+
+
+def test_history_reopened_and_closed_between_two_polls_gets_its_kb_note(
+        make_config, pm, desk) -> None:
+    desk.create("Old, resolved", key="2", created=CREATED, fields={"priority": "High"})
+    desk.update("2", status="Resolved", comment="Fixed by a restart", at=at(10, 20))
+    desk.create("Old, reopened and closed again", key="3", created=CREATED,
+                fields={"priority": "High"})
+    desk.update("3", status="Resolved", at=at(10, 21))
+    run_once(make_config(), now=at(10, 30), pm=pm)
+    desk.update("3", status="In Progress", at=at(10, 40))
+    desk.update("3", status="Resolved", comment="Really fixed", at=at(10, 50))
+    r = run_once(make_config(), now=at(10, 55), pm=pm)
+    assert r.trackers[0].adopted == 0  # 3 was reopened and closed since: no longer history
+    assert "kb" not in posted_note_keys(desk.get("2"))
+    assert "kb" in posted_note_keys(desk.get("3"))
+
+
 def test_adopt_closed_false_writes_to_history_too(make_config, pm, desk) -> None:
     _closed_desk(desk)
     cfg = make_config(trackers=[tracker_entry(adopt_closed=False)])
