@@ -49,14 +49,17 @@ def test_a_second_daemon_on_the_same_store_exits_1(desk: Path, start_daemon: Any
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_it_cleanly_within_a_second(desk: Path, start_daemon: Any,
-                                                   sig: int) -> None:
+def test_a_signal_stops_it_cleanly_within_seconds(desk: Path, start_daemon: Any,
+                                                  sig: int) -> None:
     d = start_daemon(desk)
     d.wait_for(r"desk: fetched 2")  # the first cycle is done; now it sleeps 60 s
     t0 = time.monotonic()
     assert d.stop(sig) == 0
     took = time.monotonic() - t0
-    assert took < 1.0, took
+    print(f"\nstopped {took * 1000:.0f} ms after the signal")
+    # the issue asks for "within a few seconds"; the figure is printed, the bound is loose so
+    # a slow CI machine does not fail it (it is typically ~0.1 s)
+    assert took < 5.0, took
     assert "stopping" in d.text() and d.text().rstrip().endswith("stopped")
 
 
@@ -71,11 +74,11 @@ def test_a_stop_during_a_retry_wait_is_prompt(tmp_path: Path, start_daemon: Any)
     d.wait_for(r"retrying in")
     t0 = time.monotonic()
     assert d.stop() == 0
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 5.0  # not the retry's backoff (up to a minute)
     assert KEY not in d.text()
 
 
-def test_a_deadline_reaches_the_tracker_within_a_second_of_its_instant(
+def test_a_deadline_reaches_the_tracker_within_seconds_of_its_instant(
         tmp_path: Path, start_daemon: Any) -> None:
     tr = MemoryTracker("desk")
     crossing = utcnow() + timedelta(seconds=4)  # the 1 h response target runs out then
@@ -87,7 +90,7 @@ def test_a_deadline_reaches_the_tracker_within_a_second_of_its_instant(
     d = start_daemon(cfg, "--log-level", "debug")
     d.wait_for(r"desk: fetched 1")
     seen = None
-    while utcnow() < crossing + timedelta(seconds=5):
+    while utcnow() < crossing + timedelta(seconds=10):
         t = load_tracker(tmp_path / "tickets.json").get("1")
         if "breach:response" in markers(t):
             seen = utcnow()
@@ -96,7 +99,9 @@ def test_a_deadline_reaches_the_tracker_within_a_second_of_its_instant(
     assert seen is not None, d.text()
     lag = (seen - crossing).total_seconds()
     print(f"\nbreach written {lag * 1000:.0f} ms after the instant (polled every 10 ms)")
-    assert 0 <= lag < 1.0
+    # "within seconds of the instant, not at the next poll" (10 minutes away); typically
+    # a few ms, bounded loosely so a slow CI machine does not fail it
+    assert 0 <= lag < 5.0
     assert "sla-breached-response" in t.labels
     assert d.stop() == 0
 

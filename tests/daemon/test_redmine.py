@@ -82,7 +82,7 @@ def check_converged(env: RedmineEnv, cfg_path: Path, ids: list[int],
         backend.close()
 
 
-def wait_quiet(d: Any, seconds: float = 40) -> None:
+def wait_quiet(d: Any, seconds: float = 90) -> None:
     """Until every deadline of the test has passed and a cycle wrote nothing."""
     deadline = time.monotonic() + seconds
     mark = len(d.text())
@@ -129,7 +129,7 @@ def test_redmine_stopped_and_restarted_in_the_middle_of_a_run(
 
     private_redmine.start()
     t_up = time.monotonic()
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 90
     while d.get("/healthz").status_code != 200:
         assert time.monotonic() < deadline, d.text()[-3000:]
         time.sleep(0.25)
