@@ -777,7 +777,6 @@ def _parse_cursor(cursor: str | None) -> tuple[datetime | None, dict[int, str]]:
     return read_seen_cursor(cursor, CURSOR_VERSION, what="Redmine")
 
 
-
 def _make_cursor(since: datetime | None, listed: Mapping[int, str], overlap: timedelta,
                  scan_started: datetime | None) -> str | None:
     """The watermark plus the ``(id, updated_on)`` pairs the next poll may skip.
