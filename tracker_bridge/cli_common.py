@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from .errors import EXIT_BAD_INPUT, ConfigError, InputError, TrackerBridgeError
+from .masking import mask_secrets
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +28,7 @@ def emit_json(doc: Any) -> None:
 
 def fail(message: str, code: int = EXIT_BAD_INPUT, as_json: bool = False) -> None:
     """Print an error the user can act on (no traceback) and exit with ``code``."""
+    message = mask_secrets(message)  # an error may quote a URL or a tracker's answer
     if as_json:
         emit_json({"error": message, "exit_code": code})
     else:

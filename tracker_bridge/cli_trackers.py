@@ -140,10 +140,11 @@ def check(policy_path: str | None, config_path: str | None, as_json: bool) -> No
     lines.append(_policy_line(str(cfg.policy), policy))
     labels = policy.all_labels()
     doc["trackers"] = []
-    from .sync import _redact, make_backend
+    from .sync import make_backend
 
     for tc in cfg.trackers:
-        entry: dict[str, Any] = {"name": tc.name, "backend": tc.backend, "url": tc.url,
+        entry: dict[str, Any] = {"name": tc.name, "backend": tc.backend,
+                                 "url": tc.mask(tc.url) if tc.url else tc.url,
                                  "problems": []}
         backend = None
         try:
@@ -164,7 +165,7 @@ def check(policy_path: str | None, config_path: str | None, as_json: bool) -> No
             entry["problems"].append({"where": p.where, "message": p.message,
                                       "missing_values": list(p.missing_values)})
         for p in entry["problems"]:  # a plugin's message must not leak the tracker's secret
-            p["message"] = _redact(p["message"], tc)
+            p["message"] = tc.mask(p["message"])
         entry["ok"] = not entry["problems"]
         doc["trackers"].append(entry)
         if entry["ok"]:

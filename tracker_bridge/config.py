@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .masking import mask_secrets, url_has_userinfo
 
 if TYPE_CHECKING:
     import pluggy
@@ -172,6 +173,17 @@ class TrackerConfig(_Model):
             raise ValueError(msg)
         return v
 
+    @field_validator("url")
+    @classmethod
+    def _no_userinfo(cls, v: str | None) -> str | None:
+        if v is not None and url_has_userinfo(v):
+            # never echo v: the part before '@' is the secret
+            msg = ("credentials in the URL (user:password@ or token@ before the host) are "
+                   "not accepted: put them under credentials: {env: NAME} or {file: PATH} "
+                   "(docs/config.md)")
+            raise ValueError(msg)
+        return v
+
     @field_validator("credentials", mode="before")
     @classmethod
     def _not_inline(cls, v: Any) -> Any:
@@ -196,6 +208,12 @@ class TrackerConfig(_Model):
     def secret(self) -> SecretStr | None:
         """The resolved ``credentials`` (set by :func:`load_config`)."""
         return self._secret
+
+    def mask(self, text: str) -> str:
+        """``text`` safe to print, log or store: this tracker's secret and anything shaped
+        like a credential masked (:func:`tracker_bridge.masking.mask_secrets`)."""
+        secret = self._secret.get_secret_value() if self._secret is not None else ""
+        return mask_secrets(text, (secret,))
 
     @property
     def validated_options(self) -> Any:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -37,30 +36,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .masking import MIN_SECRET_LEN, mask_secrets
+
 if TYPE_CHECKING:
     from .sync import TrackerReport
 
 log = logging.getLogger(__name__)
 
-MASK = "***"
 
 # -- secrets out of logs ------------------------------------------------------------------------
-
-_CREDENTIAL_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # query parameters: ?key=..., &api_key=..., token=...
-    # (any parameter whose name ends so: Bugzilla_api_key=, access_token=, ...)
-    (re.compile(r"(?i)([?&;][a-z0-9_.-]*(?:key|token|password|passwd|secret|auth)=)"
-                r"[^&\s'\"#]+"), rf"\1{MASK}"),
-    # headers, as text or as a dict repr: X-Redmine-API-Key: v, 'Authorization': 'Bearer v'
-    (re.compile(r"(?i)((?:x-redmine-api-key|x-api-key|api-key|private-token|authorization|"
-                r"proxy-authorization|cookie|set-cookie)['\"]?\s*[:=]\s*['\"]?)"
-                r"(?:(?:bearer|basic|token|digest)\s+)?[^\s'\",}]+"), rf"\1{MASK}"),
-    # user:password@host in a URL
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@"), rf"\1{MASK}@"),
-    # a bare token: 32 to 64 hex digits (Redmine keys are 40)
-    (re.compile(r"\b[0-9a-fA-F]{32,64}\b"), MASK),
-)
-
 
 class SecretFilter(logging.Filter):
     """Masks secrets in every record that passes (attach it to handlers)."""
@@ -73,16 +57,11 @@ class SecretFilter(logging.Filter):
     def add(self, secrets: Iterable[str]) -> None:
         """Mask these values too (empty or very short values are ignored: they would mask
         ordinary words)."""
-        found = {s for s in self._secrets} | {s for s in secrets if s and len(s) >= 4}
+        found = {s for s in self._secrets} | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
         self._secrets = sorted(found, key=len, reverse=True)  # the longest first
 
     def redact(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, MASK)
-        for pattern, repl in _CREDENTIAL_PATTERNS:
-            text = pattern.sub(repl, text)
-        return text
+        return mask_secrets(text, self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from .core.verdict import Verdict
 from .errors import ConfigError, StoreError
+from .masking import mask_secrets
 
 SCHEMA_VERSION = 3
 
@@ -433,12 +434,14 @@ class Store:
     def record_error(self, tracker: str, key: str | None, kind: str, message: str,
                      at: datetime) -> None:
         self.db.execute("INSERT INTO errors (tracker, key, at, kind, message) "
-                        "VALUES (?, ?, ?, ?, ?)", (tracker, key, ts(at), kind, message))
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (tracker, key, ts(at), kind, mask_secrets(message)))
 
     def record_cycle(self, now: datetime, finished_at: datetime, ok: bool,
                      report: Mapping[str, Any]) -> None:
         self.db.execute("INSERT INTO cycles (now, finished_at, ok, report) VALUES (?,?,?,?)",
-                        (ts(now), ts(finished_at), int(ok), json.dumps(report, default=str)))
+                        (ts(now), ts(finished_at), int(ok),
+                         json.dumps(_masked(report), default=str)))
 
     def count(self, table: str, **where: Any) -> int:
         """Rows in a table (tests and diagnostics); ``where`` filters by equality."""
@@ -450,3 +453,15 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(f"{k}=?" for k in where)
         return int(self.db.execute(sql, tuple(where.values())).fetchone()[0])
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every string in it masked (the last line of defence: callers mask with
+    the tracker's own secret first; here only credential-shaped text is caught)."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, Mapping):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value

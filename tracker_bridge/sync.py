@@ -254,15 +254,6 @@ def _sanitize(diff: Diff, original: Diff, ticket: Ticket, policy: Policy) -> Dif
 # -- the cycle ----------------------------------------------------------------------------------
 
 
-def _redact(message: str, tracker: TrackerConfig) -> str:
-    secret = tracker.secret
-    if secret is not None:
-        value = secret.get_secret_value()
-        if value and len(value) >= 4:
-            message = message.replace(value, "***")
-    return message
-
-
 def _error_kind(exc: BaseException) -> str:
     if isinstance(exc, BackendAuthError):
         return "auth"
@@ -363,12 +354,12 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
                     tr.aborted = True
                     tr.retry_after = getattr(e, "retry_after", None)
                     tr.errors.append(SyncError(tc.name, _error_kind(e),
-                                               _redact(_message(e), tc)))
+                                               tc.mask(_message(e))))
                     if _error_kind(e) == "internal":
                         log.exception("%s: unexpected error", tc.name)
                     if not dry_run:
                         st.record_error(tc.name, None, _error_kind(e),
-                                        _redact(_message(e), tc), now)
+                                        tc.mask(_message(e)), now)
                 finally:
                     if backend is not None and backends is None:
                         _close(backend)
@@ -462,9 +453,10 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
         try:
             verdict = evaluate(policy, t, now)
         except Exception as e:  # a ticket the engine cannot read must not stop the others
-            tr.errors.append(SyncError(tc.name, "evaluate", _message(e), key))
+            msg = tc.mask(_message(e))
+            tr.errors.append(SyncError(tc.name, "evaluate", msg, key))
             if not dry_run:
-                st.record_error(tc.name, key, "evaluate", _message(e), now)
+                st.record_error(tc.name, key, "evaluate", msg, now)
             continue
         tr.evaluated += 1
         stored = st.ticket(tc.name, key)
@@ -521,7 +513,7 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
                         if diff:
                             backend.apply(diff)
             except TicketWriteRejected as e:
-                msg = _redact(_message(e), tc)
+                msg = tc.mask(_message(e))
                 tr.errors.append(SyncError(tc.name, "rejected", msg, key))
                 st.record_error(tc.name, key, "rejected", msg, now)
                 st.mark_retry(tc.name, key)

@@ -400,7 +400,10 @@ class RedmineBackend(Backend):
                                      retry_after=e.retry_after) from None
         except rex.ServerError:
             raise BackendUnavailable(name, f"{doing}: server error (HTTP 500)") from None
-        except (rex.JSONDecodeError, rex.HTTPProtocolError) as e:
+        except (rex.JSONDecodeError, rex.HTTPProtocolError,
+                requests.exceptions.JSONDecodeError) as e:
+            # (python-redmine reads a 422's body as JSON without catching: an HTML error
+            # page from a proxy lands here too)
             raise BackendUnavailable(name, f"{doing}: unexpected response "
                                      f"({type(e).__name__}); is the url a Redmine?") from None
         except requests.Timeout:
