@@ -83,6 +83,19 @@ class _Life:
                 status = ev.from_
         self.fields: Mapping[str, str | None] = fields
         self.status = status
+        #: where the ticket contradicts itself, and how it was read (docs/semantics.md)
+        self.warnings: list[str] = []
+        ref = ticket.ref
+        if self.created > self.now:
+            self.warnings.append(
+                f"{ref}: created {ticket.created.isoformat()} is after now: nothing has "
+                "elapsed yet (is a clock wrong?)")
+        early = [e for e in past if to_us(e.at) < self.created]
+        if early:
+            self.warnings.append(
+                f"{ref}: {len(early)} history event(s) before created "
+                f"{ticket.created.isoformat()} (first {early[0].at.isoformat()}): read as at "
+                "creation")
         status_events = [e for e in ticket.history if e.kind == "status"]
         initial = status_events[0].from_ if status_events and status_events[0].from_ else status
         segments: list[tuple[int, str]] = [(self.created, initial)]
@@ -93,6 +106,22 @@ class _Life:
                     segments[-1] = (at, ev.to)
                 else:
                     segments.append((at, ev.to))
+        if segments[-1][1] != status:
+            # The tracker's current status and its history disagree (a change the history
+            # missed: an import, a database edit, a lost journal). The current status wins:
+            # it holds from the ticket's last update, when that is known and not later than
+            # now, else from the last status event (whose target is then read as wrong).
+            last = segments[-1][0]
+            upd = None if ticket.updated is None else to_us(ticket.updated)
+            at = upd if upd is not None and last < upd <= self.now else last
+            self.warnings.append(
+                f"{ref}: status is {status!r} but the history's last status change is to "
+                f"{segments[-1][1]!r}: read as {status!r} since "
+                f"{from_us(at).isoformat()}")
+            if at == last:
+                segments[-1] = (last, status)
+            else:
+                segments.append((at, status))
         self.segments = segments
 
     def group(self, status: str | None) -> str:
@@ -229,7 +258,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     """The engine's verdict on one ticket at ``now`` (an aware datetime)."""
     life = _Life(policy, ticket, now)
     reasons: list[str] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(life.warnings)
     candidates: list[int] = []
 
     class_, rule, why = classify(policy, ticket, life.fields)
