@@ -212,12 +212,20 @@ def _finish_check(doc: dict[str, Any], lines: list[str], as_json: bool) -> None:
 @json_option
 @handle_errors
 def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -> None:
-    """Fetch one live ticket and print the verdict with the reasoning in words."""
+    """Fetch one live ticket and print the verdict with the reasoning in words.
+
+    The decision is the sync cycle's own (:func:`tracker_bridge.plan.plan`), with what the
+    state store remembers of the ticket when the store exists: the notes it already posted,
+    whether the ticket is history.
+    """
+    from pathlib import Path
+
     from .backend import posted_note_keys
     from .config import load_config
-    from .core.engine import evaluate
     from .manager import get_plugin_manager
-    from .sync import compute_diff, make_backend
+    from .plan import plan
+    from .store import Store
+    from .sync import before_write, history_mark, make_backend, ticket_fetched
 
     name, sep, key = ref.partition(":")
     if not sep or not name or not key:
@@ -229,16 +237,23 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     policy = cfg.policy_obj.with_status_overrides(tc.status_overrides())
     backend = make_backend(pm, tc)
     try:
-        ticket = backend.fetch_ticket(key)
+        ticket = ticket_fetched(pm, tc, backend.fetch_ticket(key))
     finally:
         backend.close()
-    replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=ticket)
-    ticket = replaced or ticket
-    verdict = evaluate(policy, ticket, at)
-    diff = compute_diff(ticket, verdict, tc, policy)
+    stored = first_sync = None
+    if Path(cfg.state).exists():
+        with Store(cfg.state) as st:
+            stored = st.ticket(tc.name, ticket.key)
+            first_sync = history_mark(st, tc.name, at)
+    else:
+        first_sync = at  # never synced: what is closed now would be history
+    p = plan(policy, tc, ticket, stored, at, first_sync=first_sync)
+    verdict = p.verdict
+    diff = before_write(pm, tc, policy, p)
     if as_json:
         emit_json({"ticket": ticket.to_dict(), "verdict": verdict.to_dict(),
                     "reasons": list(verdict.reasons), "diff": diff.to_dict(),
+                    "history": p.adopted,
                     "posted_notes": sorted(posted_note_keys(ticket))})
         return
     from .cli import print_verdict
@@ -248,6 +263,9 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     print_verdict(verdict, reasons=True)
     if diff:
         click.echo(f"  sync would write: {_describe_diff(diff)}")
+    elif p.adopted:
+        click.echo("  sync would write nothing: the ticket was closed before the bridge first "
+                   "synced this tracker (history, adopt_closed)")
     else:
         click.echo("  sync would write nothing: the ticket already shows this verdict")
 

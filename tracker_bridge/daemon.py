@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import EXIT_OK, StoreError, TrackerBridgeError
 from .observability import Endpoint, Health, Metrics, SecretFilter, serve
+from .report import SyncReport, TrackerReport
 from .retry import RetryPolicy
 from .store import Store
-from .sync import SyncReport, TrackerReport, run_once
+from .sync import run_once
 
 if TYPE_CHECKING:
     import pluggy

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .config import TrackerConfig
     from .core.ticket import Ticket
     from .core.verdict import Verdict
-    from .sync import SyncReport
+    from .report import SyncReport
 
 PROJECT = "tracker_bridge"
 

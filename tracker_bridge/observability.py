@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from .masking import MIN_SECRET_LEN, mask_secrets
 
 if TYPE_CHECKING:
-    from .sync import TrackerReport
+    from .report import TrackerReport
 
 log = logging.getLogger(__name__)
 

@@ -32,17 +32,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from .backend import Backend, Diff, posted_note_keys
-from .config import DEADLINE_FIELDS, BridgeConfig, TrackerConfig
+from .backend import Backend, Diff
+from .config import BridgeConfig, TrackerConfig
 from .core.ticket import Ticket
-from .core.verdict import Verdict
 from .errors import (
     BackendAuthError,
     BackendError,
@@ -52,6 +48,17 @@ from .errors import (
     TicketWriteRejected,
     TrackerBridgeError,
 )
+from .plan import (
+    CLOSED_GROUPS,
+    Plan,
+    TicketRecord,
+    compute_diff,
+    format_deadline,
+    owned_labels,
+    plan,
+    sanitize,
+)
+from .report import SyncError, SyncReport, TrackerReport
 from .retry import NO_RETRY, CycleStopped, RetryPolicy
 from .store import Store
 
@@ -62,193 +69,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLOSED_GROUPS = frozenset({"resolved", "closed"})
-
-
-# -- the report ---------------------------------------------------------------------------------
-
-
-@dataclass
-class SyncError:
-    """One problem in a cycle: ``kind`` is unavailable, auth, rejected, safety, evaluate,
-    backend, plugin or internal; ``key`` names the ticket when there is one."""
-
-    tracker: str
-    kind: str
-    message: str
-    key: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"tracker": self.tracker, "key": self.key, "kind": self.kind,
-                "message": self.message}
-
-    def __str__(self) -> str:
-        where = f"{self.tracker}:{self.key}" if self.key else self.tracker
-        return f"{where}: {self.kind}: {self.message}"
-
-
-@dataclass
-class TrackerReport:
-    """What one tracker's part of a cycle did."""
-
-    tracker: str
-    fetched: int = 0
-    refetched: int = 0
-    evaluated: int = 0
-    #: writes by kind: tickets, fields, labels_added, labels_removed, notes
-    writes: Counter[str] = field(default_factory=Counter)
-    #: every non-empty diff (written, or that would be written in a dry run)
-    diffs: list[Diff] = field(default_factory=list)
-    errors: list[SyncError] = field(default_factory=list)
-    cursor_before: str | None = None
-    cursor_after: str | None = None
-    #: the tracker's part stopped early (its cursor did not move)
-    aborted: bool = False
-    #: it stopped early because the daemon was asked to stop (not an error)
-    stopped: bool = False
-    #: metrics that turned breached this cycle, by (class, metric)
-    breaches: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: retried calls by kind: read, write
-    retries: Counter[str] = field(default_factory=Counter)
-    #: tickets recorded but not written: closed before the bridge first synced the tracker
-    adopted: int = 0
-    #: the server asked for this many seconds of patience (429/503 Retry-After) when it failed
-    retry_after: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tracker": self.tracker, "fetched": self.fetched, "refetched": self.refetched,
-            "evaluated": self.evaluated,
-            "writes": {k: self.writes.get(k, 0) for k in
-                       ("tickets", "fields", "labels_added", "labels_removed", "notes")},
-            "diffs": [d.to_dict() for d in self.diffs],
-            "errors": [e.to_dict() for e in self.errors],
-            "cursor_before": self.cursor_before, "cursor_after": self.cursor_after,
-            "aborted": self.aborted, "stopped": self.stopped,
-            "breaches": [{"class": c, "metric": m, "count": n}
-                         for (c, m), n in sorted(self.breaches.items())],
-            "retries": dict(self.retries),
-            "adopted": self.adopted,
-        }
-
-
-@dataclass
-class SyncReport:
-    """The result of :func:`run_once`."""
-
-    now: datetime
-    dry_run: bool
-    trackers: list[TrackerReport] = field(default_factory=list)
-    #: the earliest stored instant at which some ticket's verdict changes by itself: a daemon
-    #: sleeps until ``min(next poll, next_change)``
-    next_change: datetime | None = None
-    #: problems raised by ``tracker_bridge_cycle_done`` implementations
-    hook_errors: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(t.ok for t in self.trackers)
-
-    @property
-    def errors(self) -> list[SyncError]:
-        return [e for t in self.trackers for e in t.errors]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"now": self.now.isoformat(), "dry_run": self.dry_run, "ok": self.ok,
-                "trackers": [t.to_dict() for t in self.trackers],
-                "next_change": None if self.next_change is None else self.next_change.isoformat(),
-                "hook_errors": list(self.hook_errors)}
-
-
-# -- diffing ------------------------------------------------------------------------------------
-
-
-def format_deadline(due: datetime | None, zone: ZoneInfo) -> str | None:
-    """A deadline as the bridge writes it: ISO 8601 to the second, in the tracker's zone."""
-    if due is None:
-        return None
-    return due.astimezone(zone).replace(microsecond=0).isoformat()
-
-
-def _same_deadline(have: str | None, want: str | None) -> bool:
-    have = (have or "").strip() or None
-    if have == want:
-        return True
-    if have is None or want is None:
-        return False
-    try:
-        a, b = datetime.fromisoformat(have.replace("Z", "+00:00")), datetime.fromisoformat(want)
-    except ValueError:
-        return False
-    # the same instant written in another offset (a person, or the tracker reformatting it)
-    # is left alone: rewriting it would be a write that changes nothing
-    return a.tzinfo is not None and a == b
-
-
-def owned_labels(labels: Iterable[str], policy: Policy) -> set[str]:
-    """The labels on a ticket the bridge owns: under the prefix, except a human's
-    escalation-request label should a policy put it under the prefix too."""
-    prefix = policy.label_prefix
-    protected = set()
-    if policy.escalation is not None and policy.escalation.requested_label:
-        protected.add(policy.escalation.requested_label)
-    return {x for x in labels if x.startswith(prefix) and x not in protected}
-
-
-def compute_diff(ticket: Ticket, verdict: Verdict, tracker: TrackerConfig, policy: Policy,
-                 known_note_keys: Iterable[str] = ()) -> Diff:
-    """The minimal change that makes the ticket show the verdict (empty: nothing to write).
-
-    Only what ``tracker.write`` names is compared: deadline fields, labels under the policy's
-    prefix, notes. Nothing else on the ticket is ever in a diff.
-    """
-    w = tracker.write
-    set_fields: dict[str, str | None] = {}
-    deadlines = verdict.deadlines
-    for name in DEADLINE_FIELDS:
-        if getattr(w, name) is None:
-            continue
-        want = format_deadline(deadlines.get(name), w.zone)
-        have = ticket.fields.get(name)
-        if not _same_deadline(have, want):
-            set_fields[name] = want
-    add: frozenset[str] = frozenset()
-    remove: frozenset[str] = frozenset()
-    if w.labels is not None:
-        desired = owned_labels(verdict.labels, policy)
-        current = owned_labels(ticket.labels, policy)
-        add = frozenset(desired - set(ticket.labels))
-        remove = frozenset(current - desired)
-    notes: tuple = ()
-    if w.notes is not None:
-        posted = posted_note_keys(ticket) | set(known_note_keys)
-        seen: set[str] = set()
-        picked = []
-        for n in verdict.notes:
-            if n.key not in posted and n.key not in seen:
-                picked.append(n)
-                seen.add(n.key)
-        notes = tuple(picked)
-    return Diff(key=ticket.key, set_fields=set_fields, add_labels=add, remove_labels=remove,
-                notes=notes)
-
-
-def _sanitize(diff: Diff, original: Diff, ticket: Ticket, policy: Policy) -> Diff:
-    """A plugin's replacement diff, cut back to what the bridge owns on this ticket."""
-    if diff.key != original.key:
-        msg = f"tracker_bridge_before_write returned a diff for {diff.key}, not {original.key}"
-        raise ValueError(msg)
-    return replace(
-        diff,
-        set_fields={k: v for k, v in diff.set_fields.items() if k in original.set_fields
-                    or k in DEADLINE_FIELDS},
-        add_labels=frozenset(owned_labels(diff.add_labels, policy)),
-        remove_labels=frozenset(owned_labels(diff.remove_labels, policy)),
-    )
+#: the names other modules and plugins import from here (the cycle's public shape)
+__all__ = ["CLOSED_GROUPS", "SyncError", "SyncReport", "TrackerReport", "before_write",
+           "compute_diff", "format_deadline", "history_mark", "make_backend", "owned_labels",
+           "run_once", "ticket_fetched"]
 
 
 # -- the cycle ----------------------------------------------------------------------------------
@@ -277,22 +101,6 @@ def make_backend(pm: pluggy.PluginManager, tracker: TrackerConfig) -> Backend:
     from .manager import backend_class
 
     return backend_class(pm, tracker.backend).from_config(tracker)
-
-
-def closed_since(ticket: Ticket, policy: Policy) -> datetime:
-    """When the ticket last entered a resolved or closed status (its creation if it never
-    moved there in its recorded history)."""
-    since = ticket.created
-    was_closed: bool | None = None
-    for ev in sorted((e for e in ticket.history if e.kind == "status" and e.to is not None),
-                     key=lambda e: e.at):
-        closed = policy.status_group(ev.to) in CLOSED_GROUPS
-        if was_closed is None:
-            was_closed = policy.status_group(ev.from_) in CLOSED_GROUPS if ev.from_ else False
-        if closed and not was_closed:
-            since = ev.at
-        was_closed = closed
-    return since
 
 
 def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool = False,
@@ -389,12 +197,55 @@ def _close(backend: Backend) -> None:
         log.warning("closing backend %s failed", backend.tracker.name, exc_info=True)
 
 
+def ticket_fetched(pm: pluggy.PluginManager, tc: TrackerConfig, t: Ticket) -> Ticket:
+    """The ticket after the ``tracker_bridge_ticket_fetched`` hook (checked: same key)."""
+    replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=t)
+    if replaced is not None:
+        if not isinstance(replaced, Ticket) or replaced.key != t.key:
+            msg = f"tracker_bridge_ticket_fetched returned {replaced!r} for ticket {t.key}"
+            raise TypeError(msg)
+        return replaced
+    return t
+
+
+def before_write(pm: pluggy.PluginManager, tc: TrackerConfig, policy: Policy, p: Plan) -> Diff:
+    """The plan's diff after the ``tracker_bridge_before_write`` hook (cut back to what the
+    bridge owns)."""
+    diff = p.diff
+    if diff:
+        changed = pm.hook.tracker_bridge_before_write(tracker=tc, ticket=p.ticket,
+                                                      verdict=p.verdict, diff=diff)
+        if changed is not None:
+            diff = sanitize(changed, diff, policy)
+    return diff
+
+
+def history_mark(st: Store, tracker: str, now: datetime) -> datetime | None:
+    """The instant before which a closed ticket is history (see :func:`plan.is_history`):
+    when the bridge first began syncing the tracker; ``now`` for a tracker never synced; and
+    ``None`` for a store from before the mark existed that has a cursor already (nothing
+    unseen is history then)."""
+    cursor = st.get_cursor(tracker)
+    return st.first_sync(tracker) or (now if cursor is None else None)
+
+
+def _record(st: Store, tc: TrackerConfig, p: Plan, rec: TicketRecord, now: datetime,
+            written: bool) -> None:
+    st.record_ticket(
+        tc.name, p.ticket.key, status=rec.status, status_group=rec.status_group,
+        is_open=rec.is_open, class_=rec.class_, plan=rec.plan, labels=rec.labels,
+        fields=rec.fields, next_change=rec.next_change, retry=False,
+        ticket_updated=rec.ticket_updated, evaluated_at=now, written=written,
+        breached=rec.breached, adopted=rec.adopted)
+    st.record_verdict(tc.name, p.ticket.key, p.verdict, status=p.ticket.status,
+                      status_group=p.status_group)
+
+
 def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st: Store,
                   pm: pluggy.PluginManager, now: datetime, dry_run: bool, force: bool,
                   tr: TrackerReport, retry: RetryPolicy = NO_RETRY,
                   stop: threading.Event | None = None) -> None:
-    from .core.engine import evaluate
-
+    """One tracker's part of the cycle: fetch -> plan -> apply -> record."""
     policy = config.policy_obj.with_status_overrides(tc.status_overrides())
 
     def read(fn: Any, *args: Any) -> Any:
@@ -407,20 +258,10 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
         finally:
             tr.retries["read"] += max(0, calls[0] - 1)
 
-    def fetched(t: Ticket) -> Ticket:
-        replaced = pm.hook.tracker_bridge_ticket_fetched(tracker=tc, ticket=t)
-        if replaced is not None:
-            if not isinstance(replaced, Ticket) or replaced.key != t.key:
-                msg = f"tracker_bridge_ticket_fetched returned {replaced!r} for ticket {t.key}"
-                raise TypeError(msg)
-            return replaced
-        return t
-
+    # -- fetch ------------------------------------------------------------------------------
     cursor = st.get_cursor(tc.name)
     tr.cursor_before = cursor
-    # what counts as history: closed before the bridge first looked at this tracker (a store
-    # from before the mark existed, with a cursor already: nothing unseen is history)
-    first_sync = st.first_sync(tc.name) or (now if cursor is None else None)
+    first_sync = history_mark(st, tc.name, now)
     result = read(backend.fetch_changed, cursor)
     tickets: dict[str, Ticket] = {}
     for t in result.tickets:  # repeats are allowed: the last one is the newest
@@ -438,7 +279,7 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             gone.append(key)
 
     for key, t in list(tickets.items()):
-        tickets[key] = fetched(t)
+        tickets[key] = ticket_fetched(pm, tc, t)
 
     groups = {k: policy.status_group(t.status) for k, t in tickets.items()}
     if not force:
@@ -449,9 +290,10 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             # between two tickets: what is written is recorded, the cursor stays, the next
             # cycle fetches the rest again
             raise CycleStopped(f"{tc.name}: stopped before ticket {key}")
-        t = tickets[key]
+        stored = st.ticket(tc.name, key)
+        # -- plan (pure) --------------------------------------------------------------------
         try:
-            verdict = evaluate(policy, t, now)
+            p = plan(policy, tc, tickets[key], stored, now, first_sync=first_sync)
         except Exception as e:  # a ticket the engine cannot read must not stop the others
             msg = tc.mask(_message(e))
             tr.errors.append(SyncError(tc.name, "evaluate", msg, key))
@@ -459,42 +301,15 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
                 st.record_error(tc.name, key, "evaluate", msg, now)
             continue
         tr.evaluated += 1
-        stored = st.ticket(tc.name, key)
-        known_notes = stored.note_keys if stored else frozenset()
-        # History is read, not rewritten: a ticket resolved or closed before the bridge first
-        # looked at the tracker stays untouched until it is reopened. One closed later (even
-        # while a first sync that never committed was running) gets its KB note.
-        # (reopened and closed again between two polls: no longer history)
-        if groups[key] not in CLOSED_GROUPS:
-            adopted = False
-        elif stored is not None:
-            adopted = stored.adopted and (first_sync is None
-                                          or closed_since(t, policy) <= first_sync)
-        else:
-            adopted = (tc.adopt_closed and first_sync is not None
-                       and closed_since(t, policy) <= first_sync)
-        if adopted:
+        if p.adopted:
+            # History is read, not rewritten: closed before the bridge first looked at the
+            # tracker, it stays untouched until it is reopened.
             tr.adopted += 1
-            st.record_ticket(
-                tc.name, key, status=t.status, status_group=groups[key], is_open=False,
-                class_=verdict.class_, plan=verdict.plan, labels=owned_labels(t.labels, policy),
-                fields={f: t.fields.get(f) for f in DEADLINE_FIELDS}, next_change=None,
-                retry=False, ticket_updated=t.updated, evaluated_at=now, written=False,
-                adopted=True)
-            st.record_verdict(tc.name, key, verdict, status=t.status, status_group=groups[key])
+            _record(st, tc, p, p.record(policy), now, written=False)
             continue
 
-        def diff_for(t: Ticket, verdict: Verdict, known_notes: frozenset[str] = known_notes
-                     ) -> Diff:
-            diff = compute_diff(t, verdict, tc, policy, known_notes)
-            if diff:
-                changed = pm.hook.tracker_bridge_before_write(tracker=tc, ticket=t,
-                                                              verdict=verdict, diff=diff)
-                if changed is not None:
-                    diff = _sanitize(changed, diff, t, policy)
-            return diff
-
-        diff = diff_for(t, verdict)
+        # -- apply --------------------------------------------------------------------------
+        diff = before_write(pm, tc, policy, p)
         written = False
         if diff and not dry_run:
             try:
@@ -506,10 +321,9 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
                             # write only what it still lacks (its notes are found by marker).
                             tr.retries["write"] += 1
                             # (not retried on its own: a failure here is this attempt's)
-                            t = fetched(backend.fetch_ticket(key))
-                            groups[key] = policy.status_group(t.status)
-                            verdict = evaluate(policy, t, now)
-                            diff = diff_for(t, verdict)
+                            t = ticket_fetched(pm, tc, backend.fetch_ticket(key))
+                            p = plan(policy, tc, t, stored, now, first_sync=first_sync)
+                            diff = before_write(pm, tc, policy, p)
                         if diff:
                             backend.apply(diff)
             except TicketWriteRejected as e:
@@ -517,8 +331,8 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
                 tr.errors.append(SyncError(tc.name, "rejected", msg, key))
                 st.record_error(tc.name, key, "rejected", msg, now)
                 st.mark_retry(tc.name, key)
-                st.record_verdict(tc.name, key, verdict, status=t.status,
-                                  status_group=groups[key])
+                st.record_verdict(tc.name, key, p.verdict, status=p.ticket.status,
+                                  status_group=p.status_group)
                 continue
             # any other error propagates: the tracker is aborted and its cursor stays
             if diff:
@@ -526,27 +340,13 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
                 st.record_write(tc.name, key, diff.to_dict(), now)
                 if diff.notes:
                     st.record_notes(tc.name, key, [n.key for n in diff.notes], now)
+
+        # -- record -------------------------------------------------------------------------
         if diff:
-            tr.diffs.append(diff)
-            tr.writes["tickets"] += 1
-            tr.writes["fields"] += len(diff.set_fields)
-            tr.writes["labels_added"] += len(diff.add_labels)
-            tr.writes["labels_removed"] += len(diff.remove_labels)
-            tr.writes["notes"] += len(diff.notes)
-        breached = {name for name, m in verdict.metrics.items() if m.state == "breached"}
-        before = stored.breached if stored is not None else frozenset()
-        for name in sorted(breached - before):
-            tr.breaches[(verdict.class_, name)] += 1
-        labels_after = (owned_labels(t.labels, policy) - diff.remove_labels) | diff.add_labels
-        fields_after = {f: t.fields.get(f) for f in DEADLINE_FIELDS}
-        fields_after.update(diff.set_fields)
-        is_open = groups[key] not in CLOSED_GROUPS
-        st.record_ticket(
-            tc.name, key, status=t.status, status_group=groups[key], is_open=is_open,
-            class_=verdict.class_, plan=verdict.plan, labels=labels_after, fields=fields_after,
-            next_change=verdict.next_change, retry=False, ticket_updated=t.updated,
-            evaluated_at=now, written=written, breached=breached)
-        st.record_verdict(tc.name, key, verdict, status=t.status, status_group=groups[key])
+            tr.count_diff(diff)
+        for name in sorted(p.newly_breached):
+            tr.breaches[(p.verdict.class_, name)] += 1
+        _record(st, tc, p, p.record(policy, diff), now, written=written)
 
     for key in gone:
         st.forget(tc.name, key)

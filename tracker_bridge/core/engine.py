@@ -510,6 +510,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         next_change=from_us(min(future)) if future else None,
         warnings=tuple(warnings),
         reasons=tuple(reasons),
+        stopped_at=None if stopped_at is None else from_us(stopped_at),
     )
 
 

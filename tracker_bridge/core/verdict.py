@@ -101,6 +101,8 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     #: the reasoning in words, for ``explain``
     reasons: tuple[str, ...] = field(default=())
+    #: when the ticket last entered a resolved or closed status, if it is there at ``now``
+    stopped_at: datetime | None = None
 
     @property
     def deadlines(self) -> dict[str, datetime | None]:

@@ -1,0 +1,222 @@
+"""The pure plan step: what the bridge wants done with one ticket, and what to record.
+
+:func:`plan` takes the policy, the tracker's config, the ticket as the tracker shows it, what
+the store remembers of it and ``now``, and returns the verdict, the :class:`Diff` that makes
+the ticket show it (only what ``write:`` names; empty when nothing is to be written) and the
+:class:`TicketRecord` the store keeps once that diff is written. It does no I/O and reads no
+clock, so ``sync`` (fetch -> plan -> apply -> record) and ``explain`` decide the same way,
+and it is tested without a tracker or a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from .backend import Diff, posted_note_keys
+from .config import DEADLINE_FIELDS
+from .core import engine
+from .core.ticket import Ticket
+from .core.verdict import Verdict
+
+if TYPE_CHECKING:
+    from .config import TrackerConfig
+    from .core.policy import Policy
+    from .store import TicketState
+
+#: the status groups in which a ticket counts as done (no clock runs)
+CLOSED_GROUPS = frozenset({"resolved", "closed"})
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """What the store keeps of one ticket after its plan was applied."""
+
+    status: str
+    status_group: str
+    is_open: bool
+    class_: str
+    plan: str
+    labels: frozenset[str]
+    fields: Mapping[str, str | None]
+    next_change: datetime | None
+    ticket_updated: datetime | None
+    breached: frozenset[str] = frozenset()
+    adopted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The verdict on one ticket, what to write, and what to record once it is written."""
+
+    ticket: Ticket
+    verdict: Verdict
+    status_group: str
+    #: what to write (empty: nothing); always empty for an adopted ticket
+    diff: Diff
+    #: closed before the bridge first looked at the tracker: recorded, never written
+    adopted: bool
+    #: the metrics breached now that were not at the last evaluation
+    newly_breached: frozenset[str] = field(default=frozenset())
+
+    def record(self, policy: Policy, diff: Diff | None = None) -> TicketRecord:
+        """The store's record once ``diff`` (default: this plan's) is on the ticket."""
+        return record_for(self.ticket, self.verdict, self.diff if diff is None else diff,
+                          policy, self.status_group, adopted=self.adopted)
+
+
+def format_deadline(due: datetime | None, zone: ZoneInfo) -> str | None:
+    """A deadline as the bridge writes it: ISO 8601 to the second, in the tracker's zone."""
+    if due is None:
+        return None
+    return due.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+def same_deadline(have: str | None, want: str | None) -> bool:
+    """Whether the deadline field's text ``have`` already says ``want``."""
+    have = (have or "").strip() or None
+    if have == want:
+        return True
+    if have is None or want is None:
+        return False
+    try:
+        a, b = datetime.fromisoformat(have.replace("Z", "+00:00")), datetime.fromisoformat(want)
+    except ValueError:
+        return False
+    # the same instant written in another offset (a person, or the tracker reformatting it)
+    # is left alone: rewriting it would be a write that changes nothing
+    return a.tzinfo is not None and a == b
+
+
+def owned_labels(labels: Iterable[str], policy: Policy) -> set[str]:
+    """The labels on a ticket the bridge owns: under the prefix, except a human's
+    escalation-request label should a policy put it under the prefix too."""
+    prefix = policy.label_prefix
+    protected = set()
+    if policy.escalation is not None and policy.escalation.requested_label:
+        protected.add(policy.escalation.requested_label)
+    return {x for x in labels if x.startswith(prefix) and x not in protected}
+
+
+def compute_diff(ticket: Ticket, verdict: Verdict, tracker: TrackerConfig, policy: Policy,
+                 known_note_keys: Iterable[str] = ()) -> Diff:
+    """The minimal change that makes the ticket show the verdict (empty: nothing to write).
+
+    Only what ``tracker.write`` names is compared: deadline fields, labels under the policy's
+    prefix, notes. Nothing else on the ticket is ever in a diff.
+    """
+    w = tracker.write
+    set_fields: dict[str, str | None] = {}
+    deadlines = verdict.deadlines
+    for name in DEADLINE_FIELDS:
+        if getattr(w, name) is None:
+            continue
+        want = format_deadline(deadlines.get(name), w.zone)
+        have = ticket.fields.get(name)
+        if not same_deadline(have, want):
+            set_fields[name] = want
+    add: frozenset[str] = frozenset()
+    remove: frozenset[str] = frozenset()
+    if w.labels is not None:
+        desired = owned_labels(verdict.labels, policy)
+        current = owned_labels(ticket.labels, policy)
+        add = frozenset(desired - set(ticket.labels))
+        remove = frozenset(current - desired)
+    notes: tuple = ()
+    if w.notes is not None:
+        posted = posted_note_keys(ticket) | set(known_note_keys)
+        seen: set[str] = set()
+        picked = []
+        for n in verdict.notes:
+            if n.key not in posted and n.key not in seen:
+                picked.append(n)
+                seen.add(n.key)
+        notes = tuple(picked)
+    return Diff(key=ticket.key, set_fields=set_fields, add_labels=add, remove_labels=remove,
+                notes=notes)
+
+
+def sanitize(diff: Diff, original: Diff, policy: Policy) -> Diff:
+    """A plugin's replacement diff (``tracker_bridge_before_write``), cut back to what the
+    bridge owns on this ticket."""
+    if diff.key != original.key:
+        msg = f"tracker_bridge_before_write returned a diff for {diff.key}, not {original.key}"
+        raise ValueError(msg)
+    return replace(
+        diff,
+        set_fields={k: v for k, v in diff.set_fields.items() if k in original.set_fields
+                    or k in DEADLINE_FIELDS},
+        add_labels=frozenset(owned_labels(diff.add_labels, policy)),
+        remove_labels=frozenset(owned_labels(diff.remove_labels, policy)),
+    )
+
+
+def record_for(ticket: Ticket, verdict: Verdict, diff: Diff, policy: Policy,
+               status_group: str, *, adopted: bool = False) -> TicketRecord:
+    """What the store keeps once ``diff`` is on ``ticket``."""
+    if adopted:
+        labels = frozenset(owned_labels(ticket.labels, policy))
+        fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
+    else:
+        labels = frozenset((owned_labels(ticket.labels, policy) - diff.remove_labels)
+                           | diff.add_labels)
+        fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
+        fields.update(diff.set_fields)
+    return TicketRecord(
+        status=ticket.status, status_group=status_group,
+        is_open=status_group not in CLOSED_GROUPS and not adopted,
+        class_=verdict.class_, plan=verdict.plan, labels=labels, fields=fields,
+        next_change=None if adopted else verdict.next_change, ticket_updated=ticket.updated,
+        breached=frozenset() if adopted else breached_metrics(verdict), adopted=adopted)
+
+
+def breached_metrics(verdict: Verdict) -> frozenset[str]:
+    return frozenset(name for name, m in verdict.metrics.items() if m.state == "breached")
+
+
+def is_history(ticket: Ticket, verdict: Verdict, status_group: str,
+               stored: TicketState | None, *, adopt_closed: bool,
+               first_sync: datetime | None) -> bool:
+    """Whether the ticket is history: resolved or closed before the bridge first looked at
+    the tracker (``first_sync``), so it is recorded but never written until reopened.
+
+    A ticket closed later (even while a first sync that never committed was running) is not
+    history and gets its KB note; one reopened and closed again between two polls is no
+    longer history either. ``first_sync`` is ``None`` for a store from before the mark
+    existed that already has a cursor: then nothing unseen is history.
+    """
+    if status_group not in CLOSED_GROUPS:
+        return False
+    since = verdict.stopped_at
+    if since is None:  # the engine reads it as open at now (e.g. its closing is after now)
+        return False
+    if stored is not None:
+        return stored.adopted and (first_sync is None or since <= first_sync)
+    return adopt_closed and first_sync is not None and since <= first_sync
+
+
+def plan(policy: Policy, tracker: TrackerConfig, ticket: Ticket, stored: TicketState | None,
+         now: datetime, *, first_sync: datetime | None = None) -> Plan:
+    """The pure plan for one ticket (``policy`` with the tracker's status overrides applied).
+
+    :param stored: what the store remembers of the ticket (``None``: never seen)
+    :param first_sync: when the bridge first began syncing this tracker (see
+        :func:`is_history`)
+    :raises Exception: whatever the engine raises on a ticket it cannot read (the caller
+        records it as that ticket's error)
+    """
+    verdict = engine.evaluate(policy, ticket, now)
+    group = policy.status_group(ticket.status)
+    adopted = is_history(ticket, verdict, group, stored, adopt_closed=tracker.adopt_closed,
+                         first_sync=first_sync)
+    if adopted:
+        diff = Diff(key=ticket.key)
+    else:
+        known = stored.note_keys if stored is not None else frozenset()
+        diff = compute_diff(ticket, verdict, tracker, policy, known)
+    before = stored.breached if stored is not None else frozenset()
+    return Plan(ticket=ticket, verdict=verdict, status_group=group, diff=diff, adopted=adopted,
+                newly_breached=breached_metrics(verdict) - before)
