@@ -13,6 +13,15 @@ the laws exact: DST days simply have 23 or 25 real hours of 00:00-24:00 window.
 
 A window boundary that falls in a DST gap (a wall-clock time that does not exist) is moved
 to the instant of the transition; in a DST fold the first occurrence is taken.
+
+Bounds, so that every computation is short and nothing overflows: instants handed to the
+calendar lie in 1970-01-01..2300-01-01 UTC (:data:`HORIZON`; the instants the bridge takes in
+stop at 2200, ``durations.MAX_INSTANT``, leaving a century for deadlines computed from them),
+``add`` raises :class:`CalendarError` when the time is not used up before the horizon (a
+calendar with little or no open time) instead of searching on, and a calendar has at most
+:data:`MAX_WINDOWS_PER_DAY` windows a day, :data:`MAX_HOLIDAY_SPECS` holiday countries and
+:data:`MAX_CLOSED_DATES` closed dates: building a year's table is then a bounded amount of work,
+and at most 331 years are ever built.
 """
 
 from __future__ import annotations
@@ -25,9 +34,18 @@ from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
 
+from .durations import MAX_BUSINESS_DAY, MIN_INSTANT, format_duration
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 DAY_MINUTES = 24 * 60
+
+#: no instant the calendar computes with or returns lies after this
+HORIZON = datetime(2300, 1, 1, tzinfo=UTC)
+#: opening windows a day (after merging those that touch), holiday specs, closed dates
+MAX_WINDOWS_PER_DAY = 8
+MAX_HOLIDAY_SPECS = 8
+MAX_CLOSED_DATES = 2000
 
 #: weekly windows: for weekday 0 (Monday) .. 6, sorted (start_minute, end_minute) pairs
 Week = tuple[tuple[tuple[int, int], ...], ...]
@@ -38,9 +56,23 @@ class CalendarError(ValueError):
 
 
 def to_us(dt: datetime) -> int:
-    """An aware instant as integer microseconds since the epoch."""
+    """An aware instant as integer microseconds since the epoch.
+
+    Raises :class:`CalendarError` for a naive instant or one outside 1970-01-01..2300-01-01.
+    """
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise CalendarError(f"naive datetime {dt.isoformat()} (instants must carry a time zone)")
+    us = (dt - _EPOCH) // _US
+    if not _MIN_US <= us <= _HORIZON_US:
+        raise CalendarError(
+            f"{dt.isoformat()} is outside the range the calendars compute in "
+            f"({MIN_INSTANT.isoformat()} to {HORIZON.isoformat()})"
+        )
+    return us
+
+
+def _raw_us(dt: datetime) -> int:
+    """``to_us`` without the range check: wall-clock instants of the year tables only."""
     return (dt - _EPOCH) // _US
 
 
@@ -50,6 +82,18 @@ def from_us(us: int) -> datetime:
 
 def _td_us(td: timedelta) -> int:
     return td // _US
+
+
+_MIN_US = _raw_us(MIN_INSTANT)
+_HORIZON_US = _raw_us(HORIZON)
+
+
+def _check_us(us: int) -> None:
+    if not _MIN_US <= us <= _HORIZON_US:
+        raise CalendarError(
+            f"instant {us} (microseconds since 1970) is outside the range the calendars "
+            f"compute in ({MIN_INSTANT.isoformat()} to {HORIZON.isoformat()})"
+        )
 
 
 def holiday_dates(spec: str, year: int) -> set[date]:
@@ -96,8 +140,17 @@ class BusinessCalendar:
             self.zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
         except Exception:
             raise CalendarError(f"{zone!r} is not an IANA time zone") from None
-        self.holiday_specs: tuple[str, ...] = tuple(holidays)
+        self.holiday_specs: tuple[str, ...] = tuple(dict.fromkeys(holidays))
         self.closed: frozenset[date] = frozenset(closed)
+        if len(self.holiday_specs) > MAX_HOLIDAY_SPECS:
+            raise CalendarError(
+                f"calendar {name!r}: {len(self.holiday_specs)} holiday countries "
+                f"(at most {MAX_HOLIDAY_SPECS})"
+            )
+        if len(self.closed) > MAX_CLOSED_DATES:
+            raise CalendarError(
+                f"calendar {name!r}: {len(self.closed)} closed dates (at most {MAX_CLOSED_DATES})"
+            )
         self.week: Week = self._normalise_week(week or {}) if not always else ((),) * 7
         if always:
             default_day = timedelta(hours=24)
@@ -111,6 +164,8 @@ class BusinessCalendar:
                 f"calendar {name!r}: business_day must be positive (Monday has no window; "
                 "set business_day explicitly)"
             )
+        if self.business_day > MAX_BUSINESS_DAY:
+            raise CalendarError(f"calendar {name!r}: business_day is longer than 24 hours")
         self._years: dict[int, _Year] = {}
         self._holidays: dict[int, frozenset[date]] = {}
 
@@ -135,6 +190,10 @@ class BusinessCalendar:
                     merged[-1] = (merged[-1][0], e)
                 else:
                     merged.append((s, e))
+            if len(merged) > MAX_WINDOWS_PER_DAY:
+                raise CalendarError(
+                    f"{len(merged)} opening windows on one day (at most {MAX_WINDOWS_PER_DAY})"
+                )
             days.append(tuple(merged))
         return tuple(days)
 
@@ -162,14 +221,14 @@ class BusinessCalendar:
             minute -= DAY_MINUTES
         naive = datetime.combine(day, time(minute // 60, minute % 60))
         first = naive.replace(tzinfo=self.zone, fold=0)
-        first_us = to_us(first)
+        first_us = _raw_us(first)
         back = from_us(first_us).astimezone(self.zone).replace(tzinfo=None)
         if back == naive:
             return first_us
         # A wall-clock time that does not exist (spring forward). fold=1 reads it with the
         # offset after the transition, fold=0 with the one before; the transition lies
         # between the two readings. Find it by bisection on whole seconds.
-        lo = to_us(naive.replace(tzinfo=self.zone, fold=1))
+        lo = _raw_us(naive.replace(tzinfo=self.zone, fold=1))
         hi = first_us
         if lo > hi:
             lo, hi = hi, lo
@@ -237,7 +296,9 @@ class BusinessCalendar:
     # -- the two operations -----------------------------------------------------------------------
 
     def working_us(self, t0: int, t1: int) -> int:
-        """``working`` on integer microseconds."""
+        """``working`` on integer microseconds (both within 1970-01-01..2300-01-01)."""
+        _check_us(t0)
+        _check_us(t1)
         if t1 <= t0:
             return 0
         if self.always:
@@ -253,22 +314,48 @@ class BusinessCalendar:
         return result + self._within_year(self._year(y1), t1)
 
     def add_us(self, t: int, d: int) -> int:
-        """``add`` on integer microseconds."""
+        """``add`` on integer microseconds.
+
+        Raises :class:`CalendarError` when ``d`` is not used up by :data:`HORIZON` (2300): a
+        calendar with little or no open time is searched up to there, never further.
+        """
         if d < 0:
             raise CalendarError("add() takes a non-negative duration")
+        _check_us(t)
         if d == 0 or self.always:
+            if d > _HORIZON_US - t:
+                raise self._beyond_horizon(t, d)
             return t + d
         year = self._year_of(t)
+        last = self._year_of(_HORIZON_US)
         table = self._year(year)
         target = self._within_year(table, t) + d
-        for _ in range(10_000):  # at least one window a year: bounded by d / (window per year)
+        while True:
             if target <= table.total and table.starts:
                 i = self._first_reaching(table, target)
-                return table.starts[i] + (target - table.cum[i])
+                out = table.starts[i] + (target - table.cum[i])
+                if out <= _HORIZON_US:
+                    return out
+                break
+            if year >= last:
+                break
             target -= table.total
             year += 1
             table = self._year(year)
-        raise CalendarError(f"calendar {self.name!r}: duration too long to add")
+        raise self._beyond_horizon(t, d)
+
+    def _beyond_horizon(self, t: int, d: int) -> CalendarError:
+        span = (
+            format_duration(timedelta(microseconds=d))
+            if d <= _HORIZON_US - _MIN_US
+            else "more than 330 years"
+        )
+        return CalendarError(
+            f"calendar {self.name!r}: {span} of open time "
+            f"from {from_us(t).isoformat()} is not used up before {HORIZON.date().isoformat()}, "
+            "the end of the range the calendars compute in (is the calendar open at all? "
+            "check its week, closed dates and holidays)"
+        )
 
     @staticmethod
     def _first_reaching(table: _Year, target: int) -> int:

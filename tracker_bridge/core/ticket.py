@@ -2,7 +2,8 @@
 
 The JSON shape is fixed by ../shared/spec/CLI-AND-TICKET.md. Plugins map their tracker's
 fields onto it; the engine never sees a tracker-specific shape. All instants are
-timezone-aware: a naive timestamp is an input error (plugins convert at the edge).
+timezone-aware: a naive timestamp is an input error (plugins convert at the edge), and so is
+one outside 1970-01-01..2200-01-01 UTC (``durations.MIN_INSTANT``/``MAX_INSTANT``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+from .durations import instant_problem
 
 EventKind = Literal["status", "comment", "field"]
 EVENT_KINDS: tuple[str, ...] = ("status", "comment", "field")
@@ -30,18 +33,23 @@ class TicketError(ValueError):
 
 
 def parse_instant(value: Any, where: str) -> datetime:
-    """Parse an ISO 8601 instant that carries an offset; naive values are rejected."""
+    """Parse an ISO 8601 instant that carries an offset; naive values are rejected, and so
+    are instants outside 1970-01-01..2200-01-01 UTC."""
     if isinstance(value, datetime):
         dt = value
-    elif isinstance(value, str):
+    elif isinstance(value, str) and len(value) <= 64:
         try:
             dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise TicketError(where, f"{value!r} is not an ISO 8601 timestamp") from None
     else:
-        raise TicketError(where, f"{value!r} is not an ISO 8601 timestamp")
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise TicketError(where, f"{value!r} has no UTC offset (naive timestamps are refused)")
+        shown = repr(value)
+        if len(shown) > 80:  # a whole list or a long text: its beginning is enough
+            shown = shown[:77] + "..."
+        raise TicketError(where, f"{shown} is not an ISO 8601 timestamp")
+    problem = instant_problem(dt)
+    if problem is not None:
+        raise TicketError(where, f"{value!r} {problem}")
     return dt
 
 
