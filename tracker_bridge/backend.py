@@ -36,16 +36,46 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .core.marker import NOTE_MARKER_RE as NOTE_MARKER_RE  # re-exported for plugins and tests
+from .core.marker import marker_keys as marker_keys
+from .core.marker import note_marker as note_marker
 from .core.ticket import Ticket
-from .core.verdict import NOTE_MARKER_RE, Note
-from .core.verdict import note_marker as note_marker  # re-exported: the plugins' marker
+from .core.verdict import Note
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from .config import TrackerConfig
+
+#: the bridge-owned normalized deadline fields: ``write.response_due`` / ``write.resolution_due``
+#: name where each is written, ``Ticket.fields`` carries their current text, and a
+#: ``Diff.set_fields`` key is always one of them
+DEADLINE_FIELDS: tuple[str, ...] = ("response_due", "resolution_due")
+
+
+def same_deadline(have: str | None, want: str | None) -> bool:
+    """Whether a deadline field showing ``have`` already holds ``want`` (ISO 8601 text).
+
+    Blank is empty. The same instant written in another offset (a person, or the tracker
+    reformatting it, e.g. a date/time field given back in UTC) counts as the same: rewriting
+    it would be a write that changes nothing. Text that is not a timestamp compares as text.
+    The one comparison the sync layer's diff and every backend's write use.
+    """
+    have = (have or "").strip() or None
+    want = (want or "").strip() or None
+    if have == want:
+        return True
+    if have is None or want is None:
+        return False
+    try:
+        a = datetime.fromisoformat(have.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(want.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return a.tzinfo is not None and b.tzinfo is not None and a == b
 
 
 def posted_note_keys(ticket: Ticket) -> set[str]:
@@ -53,7 +83,7 @@ def posted_note_keys(ticket: Ticket) -> set[str]:
     keys: set[str] = set()
     for ev in ticket.history:
         if ev.kind == "comment" and ev.text:
-            keys.update(NOTE_MARKER_RE.findall(ev.text))
+            keys.update(marker_keys(ev.text))
     return keys
 
 

@@ -52,7 +52,7 @@ _INLINE_SECRET = ("secrets are never written in the config file: use "
                   "credentials: {env: NAME} or credentials: {file: PATH}")
 
 STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
-DEADLINE_FIELDS = ("response_due", "resolution_due")
+from .backend import DEADLINE_FIELDS as DEADLINE_FIELDS  # noqa: E402 (one list: backend.py)
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 

@@ -7,22 +7,16 @@ note carrying a stable key so that it is posted at most once per ticket.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+# the note marker lives in marker.py; re-exported here, where it was first defined
+from .marker import NOTE_MARKER_RE as NOTE_MARKER_RE
+from .marker import note_marker as note_marker
+
 #: metric states, see SLA-SEMANTICS.md section 5 (``no_target`` is our extension for ``none``)
 STATES = ("running", "at_risk", "paused", "met", "breached", "no_target")
-
-
-#: how the bridge marks the notes it posts, so it never posts one twice (see backend.py)
-NOTE_MARKER_RE = re.compile(r"\[tracker-bridge:note=([A-Za-z0-9:._\-]+)\]")
-
-
-def note_marker(key: str) -> str:
-    """The marker appended to every note the bridge posts, e.g. ``[tracker-bridge:note=kb]``."""
-    return f"[tracker-bridge:note={key}]"
 
 
 def seconds(td: timedelta | None) -> int | float | None:
