@@ -15,8 +15,8 @@ import responses
 
 from tracker_bridge.backend import posted_note_keys
 from tracker_bridge.core.ticket import Ticket
-from tracker_bridge.plugins.bugzilla import (
-    BugzillaBackend,
+from tracker_bridge.plugins.bugzilla import BugzillaBackend
+from tracker_bridge.plugins.bugzilla.mapping import (
     FieldInfo,
     MappingSpec,
     edit_whiteboard,

@@ -11,7 +11,8 @@ import requests
 import responses
 
 from tracker_bridge.errors import BackendError
-from tracker_bridge.plugins.bugzilla import SETTLE, BugzillaBackend
+from tracker_bridge.plugins.bugzilla import BugzillaBackend
+from tracker_bridge.plugins.bugzilla.mapping import SETTLE
 
 from .fake import Call, FakeBugzilla
 
