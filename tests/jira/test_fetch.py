@@ -14,7 +14,8 @@ import pytest
 import responses
 
 from tracker_bridge.errors import BackendError
-from tracker_bridge.plugins.jira import JiraBackend, jql_literal
+from tracker_bridge.plugins.jira import JiraBackend
+from tracker_bridge.plugins.jira.mapping import jql_literal
 
 from .conftest import calls, payload, query
 from .fakejira import BASE, FakeJira, read_literal

@@ -12,7 +12,9 @@ from responses import matchers
 
 from tracker_bridge.backend import posted_note_keys
 from tracker_bridge.core.ticket import Ticket
-from tracker_bridge.plugins.jira import JiraBackend, adf_to_text, text_to_adf, value_text
+from tracker_bridge.plugins.jira import JiraBackend
+from tracker_bridge.plugins.jira.adf import adf_to_text, text_to_adf
+from tracker_bridge.plugins.jira.mapping import value_text
 
 from .conftest import calls, payload, query
 from .fakejira import BASE
@@ -161,7 +163,7 @@ def test_value_text(value: Any, text: str | None) -> None:
 
 
 def test_timestamps_keep_their_own_offsets() -> None:
-    from tracker_bridge.plugins.jira import parse_jira_time
+    from tracker_bridge.plugins.jira.mapping import parse_jira_time
 
     a = parse_jira_time("2026-01-18T17:27:50.429+1100")
     b = parse_jira_time("2026-01-18T06:27:50.429+0000")

@@ -24,7 +24,8 @@ import pytest
 from tracker_bridge.backend import Diff
 from tracker_bridge.core.verdict import Note
 from tracker_bridge.errors import BackendError
-from tracker_bridge.plugins.jira import FieldDef, JiraBackend
+from tracker_bridge.plugins.jira import JiraBackend
+from tracker_bridge.plugins.jira.mapping import FieldDef
 
 from .conftest import PAYLOADS
 
