@@ -19,7 +19,7 @@ from tracker_bridge.errors import (
     TicketNotFound,
     TicketWriteRejected,
 )
-from tracker_bridge.plugins.redmine import parse_utc
+from tracker_bridge.plugins._http import parse_utc
 
 from .conftest import BULK_COUNT, KEY_ENV, RedmineEnv
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tracker_bridge.plugins.redmine import parse_utc
+from tracker_bridge.plugins._http import parse_utc
 
 from .conftest import BULK_COUNT, KEY_ENV, POLICY, RedmineEnv, tracker_section
 
