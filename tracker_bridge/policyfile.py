@@ -4,10 +4,18 @@ Every error names its path in the file and, where known, its line:
 ``care.yaml:14: classes.high.response: "1x" is not a duration``. Unknown keys are errors
 (a typo must not silently drop a rule). Errors raise :class:`ConfigError` (exit status 2).
 
-Two things differ from a plain ``yaml.safe_load`` on purpose:
+The file is read by :mod:`tracker_bridge.inputfile` (size cap, encoding, one YAML parse
+without aliases, duplicate keys and deep nesting refused). Two things differ from a plain
+``yaml.safe_load`` on purpose:
 - only ``true``/``false`` are booleans (YAML 1.2), so a holiday country ``NO`` (Norway) or a
   status named ``On`` stays a string;
 - mapping keys are strings, so classes may be named ``1``..``5``.
+
+Patterns (``text_matches``, ``matches``, ``kb.redact``) are compiled by RE2
+(:func:`tracker_bridge.core.saferegex.compile_safe`): linear time on any ticket text; a pattern
+RE2 refuses (backreferences, look-around, too big) is an error with its path and line. Bounds
+that keep every later computation short (durations, percentages, dates, windows, holidays,
+patterns) are checked here too and named in the error; docs/config.md lists them.
 """
 
 from __future__ import annotations
@@ -16,11 +24,12 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,10 +38,21 @@ from pydantic import (
     field_validator,
 )
 
-from .core.calendar import DAY_MINUTES, BusinessCalendar, CalendarError, validate_holiday_spec
+from .core import saferegex
+from .core.calendar import (
+    DAY_MINUTES,
+    MAX_CLOSED_DATES,
+    MAX_HOLIDAY_SPECS,
+    MAX_WINDOWS_PER_DAY,
+    BusinessCalendar,
+    CalendarError,
+    validate_holiday_spec,
+)
 from .core.durations import (
+    MAX_BUSINESS_DAY,
     Duration,
     DurationError,
+    date_problem,
     parse_duration,
     parse_fixed_duration,
     parse_percent,
@@ -54,71 +74,26 @@ from .core.policy import (
     Trigger,
 )
 from .errors import ConfigError
+from .inputfile import MAX_POLICY_BYTES, format_loc, parse_yaml, read_text
 
 # --------------------------------------------------------------------------------------------
 # YAML with line numbers
 
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans only."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
-    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
-def _walk_lines(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = str(k.value)
-            out[(*path, key)] = k.start_mark.line + 1
-            _walk_lines(v, (*path, key), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _walk_lines(v, (*path, i), out)
-
-
-def _stringify_keys(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {
-            str(k) if not isinstance(k, bool) else str(k).lower(): _stringify_keys(v)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list):
-        return [_stringify_keys(v) for v in obj]
-    return obj
+#: patterns in one policy: at most this many overrides and redaction patterns, and at most
+#: this much RE2 program in all (the five example policies use 0-7,506), so that compiling and
+#: running them stays small whatever the file holds
+MAX_OVERRIDES = 500
+MAX_REDACT = 200
+MAX_PATTERN_PROGRAM = 200_000
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    """Parse YAML text; returns the data and a map from path to line number."""
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [(where, f"not valid YAML: {problem}")]) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        _walk_lines(node, (), lines)
-    return _stringify_keys(data), lines
+    """Parse YAML text once; returns the data and a map from path to line number.
 
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+    See :func:`tracker_bridge.inputfile.parse_yaml`: YAML 1.2 booleans, string keys, no
+    aliases, duplicate keys and deep nesting refused with their line and path.
+    """
+    return parse_yaml(text, source, limit=MAX_POLICY_BYTES)
 
 
 def _line_for(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
@@ -249,43 +224,80 @@ def parse_windows(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _closed_date(v: date) -> date:
+    problem = date_problem(v)
+    if problem is not None:
+        raise ValueError(problem)
+    return v
+
+
+@lru_cache(maxsize=512)
+def _holiday_spec_ok(spec: str) -> bool:
+    """Whether the holidays package knows ``spec`` (cached: a check builds a year's table)."""
+    try:
+        validate_holiday_spec(spec)
+    except CalendarError:
+        return False
+    return True
+
+
 class CalendarModel(_Strict):
     timezone: str | None = None
     week: dict[str, str]
     holidays: list[str] = []
-    closed: list[date] = []
+    closed: list[Annotated[date, AfterValidator(_closed_date)]] = Field(
+        default=[], max_length=MAX_CLOSED_DATES
+    )
     business_day: str | None = None
 
     @field_validator("week")
     @classmethod
     def _check_week(cls, v: dict[str, str]) -> dict[str, str]:
+        per_day = [0] * 7
         for days, windows in v.items():
-            parse_days(days)
-            parse_windows(windows)
+            wd = parse_days(days)
+            parsed = parse_windows(windows)
+            for d in wd:
+                for _s, e in parsed:
+                    per_day[d] += 1
+                    if e > DAY_MINUTES:  # wraps past midnight: one window on each day
+                        per_day[(d + 1) % 7] += 1
+        if max(per_day) > MAX_WINDOWS_PER_DAY:
+            raise ValueError(
+                f"{max(per_day)} opening windows on one day (at most {MAX_WINDOWS_PER_DAY})"
+            )
         return v
 
     @field_validator("holidays")
     @classmethod
     def _check_holidays(cls, v: list[str]) -> list[str]:
-        for spec in v:
-            try:
-                validate_holiday_spec(str(spec))
-            except CalendarError:
+        specs = list(dict.fromkeys(str(s) for s in v))
+        if len(specs) > MAX_HOLIDAY_SPECS:
+            raise ValueError(
+                f"{len(specs)} holiday countries (at most {MAX_HOLIDAY_SPECS}: each one's "
+                "holidays are computed for every year a deadline spans)"
+            )
+        for spec in specs:
+            if not _holiday_spec_ok(spec):
+                shown = spec if len(spec) <= 40 else spec[:37] + "..."
                 raise ValueError(
-                    f'"{spec}" is not a country or COUNTRY/SUBDIVISION of the holidays package '
+                    f'"{shown}" is not a country or COUNTRY/SUBDIVISION of the holidays package '
                     "(e.g. GB/ENG, IE, US/CA)"
-                ) from None
-        return [str(s) for s in v]
+                )
+        return specs
 
     @field_validator("business_day")
     @classmethod
     def _check_business_day(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                if parse_fixed_duration(v) <= timedelta(0):
-                    raise ValueError(f'"{v}" must be longer than zero')
+                day = parse_fixed_duration(v)
             except DurationError as exc:
                 raise ValueError(str(exc)) from None
+            if day <= timedelta(0):
+                raise ValueError(f'"{v}" must be longer than zero')
+            if day > MAX_BUSINESS_DAY:
+                raise ValueError(f'"{v}" is longer than a day (at most 24h)')
         return v
 
 
@@ -318,10 +330,7 @@ class WhenModel(_Strict):
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
+            _check_pattern(v)
         return v
 
     @field_validator("in_", "labels_any", mode="before")
@@ -347,7 +356,7 @@ class ClassifyModel(_Strict):
     field: str = "priority"
     map: dict[str, str] = {}
     matrix: MatrixModel | None = None
-    overrides: list[OverrideModel] = []
+    overrides: list[OverrideModel] = Field(default=[], max_length=MAX_OVERRIDES)
 
 
 class TiersModel(_Strict):
@@ -404,18 +413,22 @@ class LabelsModel(_Strict):
         return v
 
 
-class KbModel(_Strict):
-    redact: list[str] = []
+def _pattern(v: str) -> str:
+    _check_pattern(v)
+    return v
 
-    @field_validator("redact")
-    @classmethod
-    def _regexes(cls, v: list[str]) -> list[str]:
-        for i, rx in enumerate(v):
-            try:
-                re.compile(rx)
-            except re.error as exc:
-                raise ValueError(f"[{i}] not a valid regular expression: {exc}") from None
-        return v
+
+def _check_pattern(v: str) -> None:
+    try:
+        saferegex.compile_safe(v)
+    except saferegex.RegexError as exc:
+        raise ValueError(f"not a pattern RE2 can run: {exc}") from None
+
+
+class KbModel(_Strict):
+    redact: list[Annotated[str, AfterValidator(_pattern)]] = Field(
+        default=[], max_length=MAX_REDACT
+    )
 
 
 class PolicyModel(_Strict):
@@ -604,6 +617,32 @@ def _build_calendar(
         return None
 
 
+class _Patterns:
+    """Compiles the policy's patterns with RE2 within one program-size budget."""
+
+    def __init__(self, p: _Problems) -> None:
+        self.p = p
+        self.total = 0
+
+    def compile(self, text: str | None, loc: tuple[Any, ...]) -> saferegex.Pattern | None:
+        if text is None:
+            return None
+        try:
+            rx = saferegex.compile_safe(text)
+        except saferegex.RegexError as exc:  # validated already; kept for callers of compile_policy
+            self.p.add(loc, f"not a pattern RE2 can run: {exc}")
+            return None
+        self.total += int(getattr(rx, "programsize", 0))
+        if self.total > MAX_PATTERN_PROGRAM:
+            self.p.add(
+                loc,
+                f"the policy's patterns together compile to more than {MAX_PATTERN_PROGRAM} "
+                "RE2 instructions (simplify or merge them)",
+            )
+            return None
+        return rx
+
+
 def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source: str) -> Policy:
     """Check cross-references and build the :class:`Policy`; raises ConfigError."""
     p = _Problems(lines)
@@ -621,6 +660,31 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         cal = _build_calendar(name, cm, m.timezone, p)
         if cal is not None:
             calendars[name] = cal
+    if p.items:
+        raise ConfigError(source, p.items)
+    patterns = _Patterns(p)
+    overrides = tuple(
+        Override(
+            o.class_,
+            Condition(
+                text_matches=patterns.compile(
+                    o.when.text_matches, ("classify", "overrides", n, "when", "text_matches")
+                ),
+                field=o.when.field,
+                in_=None if o.when.in_ is None else frozenset(o.when.in_),
+                matches=patterns.compile(
+                    o.when.matches, ("classify", "overrides", n, "when", "matches")
+                ),
+                labels_any=None if o.when.labels_any is None else frozenset(o.when.labels_any),
+            ),
+        )
+        for n, o in enumerate(m.classify.overrides)
+    )
+    kb_redact: list[saferegex.Pattern] = []
+    for i, v in enumerate(m.kb.redact):
+        rx = patterns.compile(v, ("kb", "redact", i))
+        if rx is not None:
+            kb_redact.append(rx)
     if p.items:
         raise ConfigError(source, p.items)
 
@@ -648,21 +712,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         else Matrix(
             cl.matrix.impact, cl.matrix.urgency, {u: dict(r) for u, r in cl.matrix.table.items()}
         ),
-        overrides=tuple(
-            Override(
-                o.class_,
-                Condition(
-                    text_matches=None
-                    if o.when.text_matches is None
-                    else re.compile(o.when.text_matches),
-                    field=o.when.field,
-                    in_=None if o.when.in_ is None else frozenset(o.when.in_),
-                    matches=None if o.when.matches is None else re.compile(o.when.matches),
-                    labels_any=None if o.when.labels_any is None else frozenset(o.when.labels_any),
-                ),
-            )
-            for o in cl.overrides
-        ),
+        overrides=overrides,
     )
     tiers = None
     if m.tiers is not None:
@@ -713,7 +763,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         label_prefix=m.labels.prefix,
         goal=parse_percent(m.goal),
         description=m.description,
-        kb_redact=tuple(re.compile(rx) for rx in m.kb.redact),
+        kb_redact=tuple(kb_redact),
         source=source,
     )
 
@@ -733,14 +783,13 @@ def load_policy_text(text: str, source: str = "<string>") -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    """Load a policy file; raises :class:`ConfigError` naming the file and the path in it."""
+    """Load a policy file; raises :class:`ConfigError` naming the file and the path in it.
+
+    The file is at most :data:`~tracker_bridge.inputfile.MAX_POLICY_BYTES` (4 MiB) of UTF-8
+    (or UTF-16/32 with a byte-order mark); see :mod:`tracker_bridge.inputfile`.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            str(path), [("", f"cannot read the policy file: {exc.strerror}")]
-        ) from None
+    text = read_text(path, what="policy", limit=MAX_POLICY_BYTES)
     return load_policy_text(text, str(path))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -165,3 +166,109 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
     assert "not valid YAML" in errors_of("name: [unclosed")[0][1]
     with pytest.raises(ConfigError, match="cannot read the policy file"):
         load_policy(tmp_path / "missing.yaml")
+
+
+# -- input that must be refused with its line and path, not accepted or crashed on ----------
+
+
+def test_duplicate_keys_are_errors_with_both_lines() -> None:
+    # a second `low:` class, and a second default_class: YAML would let the last one win
+    text = BASE.replace("  high: {response: 1h, resolution: 8h}\n",
+                        "  low: {response: 1bd}\n  high: {response: 1h, resolution: 8h}\n"
+                        "  low: {response: 2bd}\n")
+    assert errors_of(text) == [("line 8: classes.low", "duplicate key (first at line 6)")]
+    text = BASE + "default_class: high\ndefault_class: low\n"
+    assert errors_of(text) == [("line 10: default_class", "duplicate key (first at line 9)")]
+
+
+def test_an_impossible_closed_date_names_its_line_and_path() -> None:
+    problems = errors_of(BASE.replace("holidays: [GB/ENG]", "closed: [2026-02-30]"))
+    assert problems[0][0] == "line 4: calendars.office.closed[0]"
+    assert '"2026-02-30" is not a date' in problems[0][1]
+
+
+@pytest.mark.parametrize("day", ["1969-12-31", "2200-01-01", "0001-01-01"])
+def test_closed_dates_outside_the_range_are_refused(day: str) -> None:
+    problems = errors_of(BASE.replace("holidays: [GB/ENG]", f"closed: [2026-01-02, {day}]"))
+    assert problems[0][0].endswith("calendars.office.closed[1]"), problems
+    assert "outside the range" in problems[0][1] or "is not a date" in problems[0][1]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("99999999bd", "too long (at most 10 years"),
+        ("87673h", "too long (at most 10 years"),
+        ("3654d", "too long (at most 10 years"),
+        ("1" * 80 + "h", "too long"),
+    ],
+)
+def test_durations_are_bounded(target: str, message: str) -> None:
+    problems = errors_of(BASE.replace("resolution: 8h", f"resolution: {target}"))
+    assert problems[0][0] == "line 6: classes.high.resolution"
+    assert message in problems[0][1]
+
+
+def test_the_longest_durations_load() -> None:
+    p = load_policy_text(BASE.replace("response: 1h, resolution: 8h", "response: 87672h, resolution: 3653bd"))
+    assert p.classes["high"]["resolution"].duration is not None
+
+
+def test_percentages_and_business_days_are_bounded() -> None:
+    text = BASE + "escalation:\n  levels:\n    - {name: boss, after: {resolution: 1001%}}\n"
+    assert "at most 1000%" in errors_of(text)[0][1]
+    text = BASE.replace("holidays: [GB/ENG]", "business_day: 25h")
+    assert errors_of(text)[0] == ("line 4: calendars.office.business_day", '"25h" is longer than a day (at most 24h)')
+
+
+def test_windows_and_holiday_countries_are_bounded() -> None:
+    many = ",".join(f"{h:02d}:00-{h:02d}:30" for h in range(9))
+    problems = errors_of(BASE.replace('"09:00-17:30"', f'"{many}"'))
+    assert problems[0][0].endswith("calendars.office.week") and "at most 8" in problems[0][1]
+    nine = "[GB/ENG, IE, US, FR, DE, NL, BE, ES, IT]"
+    problems = errors_of(BASE.replace("[GB/ENG]", nine))
+    assert problems[0][0].endswith("calendars.office.holidays") and "at most 8" in problems[0][1]
+    # the same country twice is one country
+    p = load_policy_text(BASE.replace("[GB/ENG]", "[GB/ENG, GB/ENG]"))
+    assert p.calendars["office"].holiday_specs == ("GB/ENG",)
+
+
+@pytest.mark.parametrize(
+    ("when", "key"),
+    [
+        (r"{text_matches: '(a)\1'}", "text_matches"),
+        ("{text_matches: 'x(?=y)'}", "text_matches"),
+        ("{field: component, matches: '(?<!a)b'}", "matches"),
+        ("{text_matches: '(unclosed'}", "text_matches"),
+    ],
+)
+def test_patterns_re2_refuses_are_errors_with_their_path(when: str, key: str) -> None:
+    text = BASE + f"classify:\n  overrides:\n    - class: high\n      when: {when}\n"
+    problems = errors_of(text)
+    assert problems[0][0] == f"line 12: classify.overrides[0].when.{key}", problems
+    assert "not a pattern RE2 can run" in problems[0][1]
+
+
+def test_redaction_patterns_are_re2_and_named_by_index() -> None:
+    problems = errors_of(BASE + "kb:\n  redact:\n    - 'ok'\n    - '(?=x)'\n")
+    assert problems[0][0] == "line 12: kb.redact[1]"
+    p = load_policy_text(BASE + "kb:\n  redact: ['\\b\\d{3}-\\d{2}-\\d{4}\\b']\n")
+    assert p.kb_redact[0].search("ssn 123-45-6789") is not None
+    assert not isinstance(p.kb_redact[0], re.Pattern)  # RE2, not Python's backtracking re
+
+
+def test_aliases_are_refused() -> None:
+    text = BASE.replace("classes:\n", "x: &a [1]\nclasses:\n")
+    assert errors_of(text)[0] == ("line 5: x", errors_of(text)[0][1])
+    assert "anchors and aliases" in errors_of(text)[0][1]
+
+
+def test_a_policy_file_in_utf16_with_a_bom_loads_and_binary_is_refused(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_bytes(BASE.encode("utf-16"))
+    assert load_policy(f).name == "p"
+    f.write_bytes(BASE.encode("utf-8") + b"\xff\xfe\x00junk")
+    with pytest.raises(ConfigError) as info:
+        load_policy(f)
+    assert info.value.source == str(f)
+    assert "not UTF-8 text: byte 0xff at byte offset" in info.value.problems[0][1]

@@ -13,9 +13,13 @@ from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from datetime import datetime, timedelta
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from .calendar import BusinessCalendar
 from .durations import Duration
+
+if TYPE_CHECKING:
+    from . import saferegex
 
 STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
 METRICS = ("response", "resolution")
@@ -39,10 +43,10 @@ class Target:
 class Condition:
     """When an override rule applies: every key given must match."""
 
-    text_matches: re.Pattern[str] | None = None
+    text_matches: saferegex.Pattern | None = None
     field: str | None = None
     in_: frozenset[str] | None = None
-    matches: re.Pattern[str] | None = None
+    matches: saferegex.Pattern | None = None
     labels_any: frozenset[str] | None = None
 
     def describe(self) -> str:
@@ -146,7 +150,7 @@ class Policy:
     label_prefix: str = "sla-"
     goal: Fraction = Fraction(9, 10)
     description: str = ""
-    kb_redact: tuple[re.Pattern[str], ...] = ()
+    kb_redact: tuple[saferegex.Pattern, ...] = ()
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
