@@ -54,6 +54,7 @@ _INLINE_SECRET = ("secrets are never written in the config file: use "
 STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
 from .backend import DEADLINE_FIELDS as DEADLINE_FIELDS  # noqa: E402 (one list: backend.py)
 
+_MAX_INTERVAL_S = 365 * 86400
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 
 
@@ -80,8 +81,11 @@ def parse_interval(text: str | float | int) -> timedelta:
             if pos != len(raw) or pos == 0:
                 msg = f"{text!r} is not a duration (e.g. 60s, 5m, 1h)"
                 raise ValueError(msg) from None
-    if seconds <= 0:
+    if not seconds > 0:  # NaN too
         msg = f"{text!r} must be longer than zero"
+        raise ValueError(msg)
+    if seconds > _MAX_INTERVAL_S:  # infinity too (no OverflowError from timedelta)
+        msg = f"{text!r} is too long (at most 365d)"
         raise ValueError(msg)
     return timedelta(seconds=seconds)
 
@@ -266,16 +270,6 @@ class BridgeConfig(_Model):
             return v
         return parse_interval(v)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> BridgeConfig:
-        seen: set[str] = set()
-        for t in self.trackers:
-            if t.name in seen:
-                msg = f"tracker name {t.name!r} is used twice"
-                raise ValueError(msg)
-            seen.add(t.name)
-        return self
-
     @property
     def source(self) -> Path | None:
         """The file this config was read from."""
@@ -364,13 +358,37 @@ def _resolve_secret(ref: SecretRef, base: Path, where: str) -> tuple[SecretStr |
         return SecretStr(value.strip()), None
     assert ref.file is not None
     p = ref.file if ref.file.is_absolute() else base / ref.file
+    from .inputfile import MAX_SECRET_BYTES, read_bytes
+
     try:
-        value = p.read_text(encoding="utf-8").strip()
-    except OSError as e:
-        return None, f"cannot read {p}: {e.strerror or e}"
+        raw = read_bytes(p, what="secret", limit=MAX_SECRET_BYTES)
+    except ConfigError as e:  # unreadable, or larger than 64 KiB (the content is never shown)
+        return None, f"{p}: {e.problems[0][1]}"
+    try:
+        value = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        return None, f"{p} is not UTF-8 text"
     if not value:
         return None, f"{p} is empty"
     return SecretStr(value), None
+
+
+def _duplicate_names(trackers: Any) -> list[tuple[str, str]]:
+    """``trackers[i].name`` of each tracker whose name an earlier one already has."""
+    if not isinstance(trackers, list):
+        return []
+    first: dict[str, int] = {}
+    out = []
+    for i, t in enumerate(trackers):
+        name = t.get("name") if isinstance(t, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            out.append((f"trackers[{i}].name",
+                        f"tracker name {name!r} is used twice (first at trackers[{first[name]}])"))
+        else:
+            first[name] = i
+    return out
 
 
 class _Problems(ConfigError):
@@ -411,6 +429,7 @@ def parse_config(data: Any, *, source: str = "<string>", base: Path | None = Non
     problems: list[tuple[str, str]] = []
     # inline secrets are reported and left out, so that the rest is still validated
     data = _strip_inline_secrets(data, "", problems)
+    problems.extend(_duplicate_names(data.get("trackers")))
     try:
         cfg = BridgeConfig.model_validate(data)
     except ValidationError as e:
@@ -479,17 +498,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     """
     p = Path(path) if path is not None else default_config_path()
     source = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, [("", "no such file (give --config FILE or set "
-                                        f"${CONFIG_ENV})")]) from None
-    except OSError as e:
-        raise ConfigError(source, [("", f"cannot read: {e.strerror or e}")]) from None
-    # the policy loader's reader: YAML 1.2 booleans (``on``/``no`` stay text), line numbers
-    from .policyfile import format_loc, read_yaml
+    # the policy's reader (inputfile): at most 4 MiB, one YAML parse without aliases, duplicate
+    # keys and deep nesting refused with their line; YAML 1.2 booleans (``on``/``no`` stay text)
+    from .inputfile import MAX_CONFIG_BYTES, format_loc, read_yaml_file
 
-    data, line_map = read_yaml(text, source)
+    data, line_map = read_yaml_file(
+        p, what="config", limit=MAX_CONFIG_BYTES,
+        missing_hint=f"give --config FILE or set ${CONFIG_ENV}")
     lines = {format_loc(loc): n for loc, n in line_map.items() if loc}
     return parse_config(data, source=source, base=p.resolve().parent, pm=pm,
                         load_policy=load_policy, resolve_secrets=resolve_secrets, lines=lines)

@@ -101,8 +101,72 @@ def test_backend_options_are_validated_by_the_backend(write_config, pm) -> None:
 
 
 def test_duplicate_tracker_names(write_config, pm) -> None:
-    probs = problems_of(write_config, pm, [tracker_entry("a"), tracker_entry("a")])
-    assert "used twice" in probs[0][1]
+    probs = problems_of(write_config, pm, [tracker_entry("a"), tracker_entry("b"),
+                                           tracker_entry("a")])
+    assert paths(probs) == ["trackers[2].name"]
+    assert probs[0][0].startswith("line ")  # the line of the second name, not "(top level)"
+    assert "'a' is used twice (first at trackers[0])" in probs[0][1]
+
+
+def test_duplicate_tracker_names_give_the_line_in_the_file(tmp_path: Path, pm) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("policy: policy.yaml\n"
+                   "trackers:\n"
+                   "  - {name: desk, backend: memory}\n"
+                   "  - {name: other, backend: memory}\n"
+                   "  - name: desk\n"
+                   "    backend: memory\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, pm=pm)
+    assert f"{cfg}: line 5: trackers[2].name: tracker name 'desk' is used twice" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        ("policy: a.yaml\npolicy: b.yaml\n", "line 2: policy", "duplicate key (first at line 1)"),
+        ("policy: p.yaml\ntrackers:\n  - name: x\n    backend: memory\n    name: y\n",
+         "line 5: trackers[0].name", "duplicate key (first at line 3)"),
+        ("base: &b {backend: memory}\npolicy: p.yaml\n", "line 1: base", "anchors and aliases"),
+        ("policy: p.yaml\n" + "x: " + "[" * 100 + "]" * 100 + "\n", "line 2: x", "nested more than 64"),
+        ("policy: p.yaml\npoll_interval: 1e400\n", "line 2: poll_interval", "at most 365d"),
+        ("policy: p.yaml\npoll_interval: .nan\n", "line 2: poll_interval", "longer than zero"),
+    ],
+)
+def test_careless_config_files_are_refused_with_line_and_path(tmp_path: Path, pm, text: str,
+                                                              where: str, message: str) -> None:
+    (tmp_path / "p.yaml").write_text(POLICY)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, pm=pm)
+    assert info.value.source == str(cfg)
+    assert info.value.problems[0][0].startswith(where), info.value.problems
+    assert message in info.value.problems[0][1]
+
+
+def test_config_files_too_large_or_not_text_are_refused(tmp_path: Path, pm) -> None:
+    cfg = tmp_path / "c.yaml"
+    with cfg.open("wb") as fh:
+        fh.truncate(5 * 1024 * 1024)  # sparse: 5 MiB of NULs
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, pm=pm)
+    assert "larger than 4 MiB" in str(info.value) and str(cfg) in str(info.value)
+    cfg.write_bytes(b"policy: p.yaml\nname: caf\xe9\n")  # Latin-1
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, pm=pm)
+    assert info.value.problems == [
+        ("line 2", "not UTF-8 text: byte 0xe9 at byte offset 24 (save the file as UTF-8)")]
+
+
+def test_a_secret_file_is_read_with_a_cap_and_never_shown(write_config, pm, tmp_path: Path) -> None:
+    (tmp_path / "big.key").write_bytes(b"zqxj" * (17 * 1024))
+    (tmp_path / "latin.key").write_bytes(b"zqxj\xe9")
+    for name, message in (("big.key", "larger than 64 KiB"), ("latin.key", "not UTF-8 text")):
+        probs = problems_of(write_config, pm, [tracker_entry(credentials={"file": name})])
+        assert paths(probs) == ["trackers[0].credentials"]
+        assert message in probs[0][1] and "zqxj" not in probs[0][1]
 
 
 @pytest.mark.parametrize("where", ["tracker", "options", "credentials"])
