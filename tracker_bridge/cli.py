@@ -7,8 +7,6 @@ arguments, ticket file). With ``--json`` a command prints exactly one JSON docum
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -79,14 +77,11 @@ def deadline(
 
 
 def _read_ticket(path: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the ticket file: {exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    """A ticket file (``-``: standard input) through the untrusted-input reader: at most
+    16 MiB, UTF-8, strict JSON (no duplicate keys, NaN or deep nesting); errors name the file."""
+    from .inputfile import MAX_TICKET_BYTES, read_json_file
+
+    data = read_json_file(path, what="ticket", limit=MAX_TICKET_BYTES)
     if not isinstance(data, dict):
         raise InputError(f"{path}: a normalized ticket is a JSON object")
     return data

@@ -74,15 +74,21 @@ def json_option(func: F) -> F:
 
 
 def parse_iso(value: str, option: str) -> datetime:
-    """An option's ISO 8601 instant; a value without an offset is refused."""
+    """An option's ISO 8601 instant; a value without an offset is refused, and so is one
+    outside 1970-01-01..2200-01-01 UTC (the range the engine computes in)."""
+    from .core.durations import instant_problem
+
     try:
         dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InputError(f"{option}: {value!r} is not an ISO 8601 timestamp") from None
-    if dt.tzinfo is None:
+    if dt.tzinfo is None or dt.utcoffset() is None:
         raise InputError(
             f"{option}: {value!r} has no UTC offset (write e.g. 2026-03-02T10:00:00+00:00)"
         )
+    problem = instant_problem(dt)
+    if problem is not None:
+        raise InputError(f"{option}: {value!r} {problem}")
     return dt
 
 
