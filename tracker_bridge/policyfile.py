@@ -53,6 +53,7 @@ from .core.durations import (
     Duration,
     DurationError,
     date_problem,
+    format_duration,
     parse_duration,
     parse_fixed_duration,
     parse_percent,
@@ -85,6 +86,10 @@ from .inputfile import MAX_POLICY_BYTES, format_loc, parse_yaml, read_text
 MAX_OVERRIDES = 500
 MAX_REDACT = 200
 MAX_PATTERN_PROGRAM = 200_000
+#: classes, plans and calendars in one policy; tiers and escalation levels (a real policy has
+#: a handful of each: the caps bound the load-time checks that pair them)
+MAX_NAMED = 200
+MAX_STEPS = 20
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
@@ -127,6 +132,9 @@ def problems_from_validation(
             msg = "unknown key (check the spelling; see POLICY-FORMAT.md)"
         elif err["type"] == "missing":
             msg = "is required"
+        elif err["type"] == "too_long":
+            ctx = err.get("ctx") or {}
+            msg = f"too many entries (at most {ctx.get('max_length', '?')})"
         out.append((_with_line(loc, lines), msg))
     return out
 
@@ -361,7 +369,7 @@ class ClassifyModel(_Strict):
 
 class TiersModel(_Strict):
     field: str = "tier"
-    ladder: dict[str, dict[str, DurationOrNone]]
+    ladder: dict[str, dict[str, DurationOrNone]] = Field(max_length=MAX_STEPS)
 
 
 class AfterModel(_Strict):
@@ -395,7 +403,7 @@ class LevelModel(_Strict):
 
 
 class EscalationModel(_Strict):
-    levels: list[LevelModel]
+    levels: list[LevelModel] = Field(max_length=MAX_STEPS)
     requested_label: str | None = None
 
 
@@ -435,12 +443,12 @@ class PolicyModel(_Strict):
     name: str
     description: str = ""
     timezone: str = "UTC"
-    calendars: dict[str, CalendarModel] = {}
+    calendars: dict[str, CalendarModel] = Field(default={}, max_length=MAX_NAMED)
     statuses: dict[str, list[str]] = {}
-    classes: dict[str, ClassModel]
+    classes: dict[str, ClassModel] = Field(max_length=MAX_NAMED)
     default_class: str | None = None
     warn_at: float = 0.75
-    plans: dict[str, PlanModel] = {}
+    plans: dict[str, PlanModel] = Field(default={}, max_length=MAX_NAMED)
     default_plan: str | None = None
     plan_field: str = "plan"
     classify: ClassifyModel = ClassifyModel()
@@ -745,7 +753,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
             )
         escalation = Escalation(tuple(levels), m.escalation.requested_label)
     statuses = {g: tuple(m.statuses.get(g, ())) for g in STATUS_GROUPS}
-    return Policy(
+    policy = Policy(
         name=m.name,
         timezone=m.timezone,
         calendars=calendars,
@@ -766,6 +774,72 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         kb_redact=tuple(kb_redact),
         source=source,
     )
+    _check_reach(policy, p)
+    if p.items:
+        raise ConfigError(source, p.items)
+    return policy
+
+
+#: a target must be reachable within this many years on its calendar's weekly hours: the
+#: calendars compute up to 2300 (calendar.HORIZON) from instants up to 2200
+MAX_REACH_YEARS = 90
+
+
+def _check_reach(policy: Policy, p: _Problems) -> None:
+    """Refuse a duration its calendar's weekly hours take more than 90 years to use up.
+
+    (``99999999bd`` is refused as a duration already; this is a long target on a calendar
+    open a few minutes a week.) Holidays and closed dates are ignored here: a calendar they
+    close for a century is reported when a deadline is computed. The work is bounded by the
+    caps on classes, plans, tiers and levels.
+    """
+    seen: set[tuple[Any, ...]] = set()
+    plans = list(policy.plans.values())
+
+    def cals(c: str, metric: str) -> set[str]:
+        t = policy.classes[c].get(metric)
+        if t is not None and t.calendar is not None:
+            return {t.calendar}
+        return {pl.by_class.get(c, pl.calendar) for pl in plans}
+
+    def reach(d: Duration | None, cal_name: str, loc: tuple[Any, ...], times: float = 1) -> None:
+        cal = policy.calendars[cal_name]
+        if d is None or cal.always or loc in seen:
+            return
+        need = d.resolve(cal.business_day) * times
+        weekly = sum(e - s for day in cal.week for s, e in day)  # minutes
+        years = (need / timedelta(minutes=1)) / (weekly * 365.25 / 7)
+        if years > MAX_REACH_YEARS:
+            seen.add(loc)
+            open_ = format_duration(timedelta(minutes=weekly))
+            p.add(
+                loc,
+                f"{format_duration(need)} on calendar {cal_name!r} (open {open_} a week) takes "
+                f"about {years:.0f} years to use up, more than the {MAX_REACH_YEARS} the bridge "
+                "computes ahead",
+            )
+
+    levels = policy.escalation.levels if policy.escalation is not None else ()
+    for c, targets in policy.classes.items():
+        by_metric = {metric: cals(c, metric) for metric in METRICS}
+        for metric, t in targets.items():
+            for cal_name in by_metric.get(metric, ()):
+                reach(t.duration, cal_name, ("classes", c, metric))
+        if policy.tiers is not None:
+            for tier, row in policy.tiers.ladder.items():
+                for cal_name in by_metric["resolution"]:
+                    reach(row.get(c), cal_name, ("tiers", "ladder", tier, c))
+        for i, lv in enumerate(levels):
+            if lv.classes is not None and c not in lv.classes:
+                continue
+            trig, loc = lv.after, ("escalation", "levels", i, "after")
+            if trig.metric is not None and trig.fraction is not None:
+                t = targets.get(trig.metric)
+                for cal_name in by_metric.get(trig.metric, ()):
+                    reach(None if t is None else t.duration, cal_name, loc, float(trig.fraction))
+            elif trig.created is not None:
+                for cal_name in {trig.calendar} if trig.calendar else by_metric["resolution"]:
+                    reach(trig.created, cal_name, loc)
 
 
 def load_policy_text(text: str, source: str = "<string>") -> Policy:

@@ -272,3 +272,22 @@ def test_a_policy_file_in_utf16_with_a_bom_loads_and_binary_is_refused(tmp_path:
         load_policy(f)
     assert info.value.source == str(f)
     assert "not UTF-8 text: byte 0xff at byte offset" in info.value.problems[0][1]
+
+
+def test_a_target_its_calendar_cannot_use_up_in_90_years_is_refused_at_load() -> None:
+    sparse = BASE.replace('"09:00-17:30"}, holidays: [GB/ENG]', '"09:00-09:01"}, business_day: 1h')
+    problems = errors_of(sparse.replace("resolution: 8h", "resolution: 3653bd"))
+    assert problems[0][0] == "line 6: classes.high.resolution", problems
+    assert "on calendar 'office' (open 5m a week) takes about" in problems[0][1]
+    # the same target on office hours is fine (about 47 years of office hours)
+    assert load_policy_text(BASE.replace("resolution: 8h", "resolution: 3653bd"))
+    # escalation thresholds count too: 1000% of a long target
+    text = BASE.replace("resolution: 8h", "resolution: 3000bd") + (
+        "escalation:\n  levels:\n    - {name: boss, after: {resolution: 1000%}}\n")
+    assert errors_of(text)[0][0] == "line 11: escalation.levels[0].after"
+
+
+def test_named_things_are_capped() -> None:
+    classes = "".join(f"  c{i}: {{response: 1h}}\n" for i in range(201))
+    problems = errors_of(BASE.replace("classes:\n", "classes:\n" + classes))
+    assert problems[0] == ("line 6: classes", "too many entries (at most 200)")
