@@ -3,63 +3,41 @@
 The source handbooks ask for a knowledge-base entry for every resolved problem (problem,
 related solution, reproducible steps, resolution/workaround) and forbid patient-identifiable
 data in support records. The note is built from the ticket alone and every free text in it
-goes through :func:`redact` first.
+goes through :func:`~.redact.redact` first (detection lives in :mod:`.redact`). The note's last
+line says what was removed and what a second, cruder check still finds in the redacted text
+(:func:`closing_line`): it never claims more than that.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
+from .redact import (
+    KIND_LABELS,
+    REDACTED,
+    ExtraPattern,
+    Finding,
+    find_identifiers,
+    redact,
+    redact_with_findings,
+    residual_kinds,
+)
+from .saferegex import compile_safe
 from .ticket import Ticket
 from .verdict import NOTE_MARKER_RE
 
-REDACTED = "[redacted]"
-
-#: built-in patterns for patient-identifiable data, applied in this order
-BUILTIN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "labelled identifier",
-        re.compile(
-            r"(?i)\b(?:mrn|hospital\s+(?:no|number)|patient\s+(?:id|no|number)|nhs\s+(?:no|number)|"
-            r"chi\s+(?:no|number)|medical\s+record\s+(?:no|number))\b\.?[\s:#]*[A-Za-z0-9][A-Za-z0-9 -]*\d"
-        ),
-    ),
-    (
-        "date of birth",
-        re.compile(
-            r"(?i)\b(?:dob|d\.o\.b\.?|date\s+of\s+birth|born(?:\s+on)?)\b[\s:]*"
-            r"(?:\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}|\d{1,2}\s+[A-Za-z]{3,9}\s+\d{2,4})"
-        ),
-    ),
-    ("email address", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    ("NHS number", re.compile(r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b")),
-    ("phone number", re.compile(r"(?<![\w.])(?:\+\d{1,3}[\s-]?|0)\d(?:[\s-]?\d){8,12}\b")),
-    ("calendar date", re.compile(r"\b\d{1,2}[/.]\d{1,2}[/.](?:19|20)\d{2}\b")),
-    (
-        "patient name",
-        re.compile(
-            r"\b(?:[Pp]atient(?:'s)?(?:\s+name)?|[Nn]ame\s+of\s+patient)\s*[:\-]?\s*"
-            r"[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+)?"
-        ),
-    ),
-    (
-        "titled name",
-        re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr)\.?\s+[A-Z][a-zA-Z'-]+(?:\s+[A-Z][a-zA-Z'-]+)?"),
-    ),
-)
+__all__ = [
+    "REDACTED",
+    "ExtraPattern",
+    "Finding",
+    "closing_line",
+    "find_identifiers",
+    "kb_note",
+    "redact",
+]
 
 
-def redact(text: str, extra: Iterable[re.Pattern[str]] = ()) -> str:
-    """``text`` with every match of the built-in and ``extra`` patterns replaced."""
-    for _, rx in BUILTIN_PATTERNS:
-        text = rx.sub(REDACTED, text)
-    for rx in extra:
-        text = rx.sub(REDACTED, text)
-    return text
-
-
-_STEPS = re.compile(r"(?is)steps\s+to\s+reproduce\s*:?\s*(.+)")
+_STEPS = compile_safe(r"(?is)steps\s+to\s+reproduce\s*:?\s*(.+)")
 
 
 def _steps(description: str) -> str:
@@ -74,11 +52,25 @@ def kb_note(
     plan: str,
     resolved_at_text: str,
     sla_lines: Sequence[str],
-    extra_redact: Iterable[re.Pattern[str]] = (),
+    extra_redact: Iterable[ExtraPattern] = (),
     until: float | None = None,
 ) -> str:
-    """The KB-ready note for a resolved ticket (plain text, tracker-neutral)."""
+    """The KB-ready note for a resolved ticket (plain text, tracker-neutral).
+
+    ``extra_redact`` are the policy's own ``kb.redact`` patterns (RE2 objects from
+    ``compile_safe``; anything with ``finditer`` works), removed on top of the built-in
+    detection.
+    """
     extra = tuple(extra_redact)
+    removed: list[Finding] = []
+    customer_text: list[str] = []  # every redacted text that went into the note
+
+    def clean(text: str) -> str:
+        out, found = redact_with_findings(text, extra)
+        removed.extend(found)
+        customer_text.append(out)
+        return out
+
     fields = ticket.fields
     # The fix or workaround: the last public comment by support (not the reporter, not one
     # of the bridge's own notes) up to ``until``. Comments written just after the status
@@ -99,19 +91,39 @@ def kb_note(
     lines = [
         "KB-ready resolution note",
         "",
-        f"Problem: {redact(ticket.subject, extra) or '(no subject)'}",
-        f"Classification: {class_} (plan {plan}){'; ' + redact(context, extra) if context else ''}",
+        f"Problem: {clean(ticket.subject) or '(no subject)'}",
+        f"Classification: {class_} (plan {plan}){'; ' + clean(context) if context else ''}",
         "",
         "Reproducible steps:",
-        redact(_steps(ticket.description), extra) or "(not recorded)",
+        clean(_steps(ticket.description)) or "(not recorded)",
         "",
         "Resolution / workaround:",
-        redact(solution, extra) if solution else "(not recorded: add the fix or workaround here)",
+        clean(solution) if solution else "(not recorded: add the fix or workaround here)",
         "",
-        f"Related solution: {redact(fields.get('related') or '', extra) or '(none recorded)'}",
+        f"Related solution: {clean(fields.get('related') or '') or '(none recorded)'}",
         f"Resolved: {resolved_at_text}",
         *sla_lines,
         "",
-        "Patient-identifiable data has been removed from this note.",
+        closing_line(removed, residual_kinds("\n".join(customer_text))),
     ]
     return "\n".join(lines)
+
+
+def closing_line(removed: Iterable[Finding], residual: Sequence[str]) -> str:
+    """The note's last line: the kinds of data removed, and whether the second check (run on
+    the redacted text) still finds something identifier-like. Names kinds, never data."""
+    kinds = []
+    for f in removed:
+        label = KIND_LABELS.get(f.kind, f.kind)
+        if label not in kinds:
+            kinds.append(label)
+    what = f" ({', '.join(kinds)})" if kinds else ""
+    if residual:
+        return (
+            f"Patient-identifiable data was removed where detected{what}; review this note "
+            f"before publishing: it may still hold some ({', '.join(residual)})."
+        )
+    return (
+        f"Patient-identifiable data was removed where detected{what}; a second check found "
+        "nothing identifier-like left in this note."
+    )
