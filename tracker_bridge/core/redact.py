@@ -594,8 +594,6 @@ _US_ZIP = compile_safe(
 
 
 def _uk_postcode_ok(outward: str, inward: str, space: str) -> bool:
-    if outward.upper() == "GIR" and inward.upper() == "0AA":
-        return True
     upper = outward.isupper() and inward[1:].isupper()
     lower = outward.islower() and inward[1:].islower() and bool(space)
     if not (upper or lower):
@@ -669,11 +667,14 @@ _NL_STREET = compile_safe(
 )
 
 
+_STREET_JOINING_WORDS = _words("of the van de der den het ter ten te 't op in")
+
+
 def _street_words_ok(words: str) -> bool:
     """Every word capitalised and made of letters (and ' or -), or a small joining word."""
     for w in words.split():
         w = w.rstrip(".")
-        if w in ("of", "the", "van", "de", "der", "den", "het", "ter", "ten", "te", "'t", "op", "in"):
+        if w in _STREET_JOINING_WORDS:
             continue
         core = w.replace("'", "").replace("\u2019", "").replace("-", "")
         if not (core.isalpha() and w[0].isupper()):
@@ -1024,15 +1025,14 @@ def _name_elsewhere(text: str, names: list[Finding], out: list[Finding]) -> None
         rx = compile_safe(alternation)
     except RegexError:  # longer than a pattern may be: leave it to the first detection
         return
-    covered = {(f.start, f.end) for f in names}
+    spans = sorted((f.start, f.end) for f in names)
     for m in rx.finditer(text):
         s, e = m.span()
-        if text.startswith(("'s", "\u2019s"), e):
-            pass
-        elif not _clean_after(text, e):
+        if not (_clean_after(text, e) or text.startswith(("'s", "\u2019s"), e)):
             continue
-        if (s, e) not in covered and _clean_before(text, s):
-            out.append(Finding("name", s, e))
+        f = Finding("name", s, e)
+        if _clean_before(text, s) and not _inside_any(f, spans):
+            out.append(f)
 
 
 # -- HL7 v2 segments pasted into tickets --------------------------------------------------------
@@ -1092,9 +1092,48 @@ def find_identifiers(text: str) -> list[Finding]:
     _emails(text, out)
     _names(text, out)
     _hl7(text, out)
-    out = [f for f in out if f.end > f.start]
-    out.sort(key=lambda f: (f.start, -f.end, f.kind))
-    return out
+    return _dedupe(out)
+
+
+#: when findings overlap, the stronger evidence names the span: a check digit beats phone
+#: metadata, which beats a label, which beats the shape of a date
+_PRIORITY = {k: i for i, k in enumerate(
+    ("nhs_number", "chi_number", "bsn", "ssn", "phone", "email", "record_number",
+     "date_of_birth", "postcode", "address", "name", "date", "policy")
+)}  # fmt: skip
+_CHECKED = frozenset(("nhs_number", "chi_number", "bsn", "ssn"))
+
+
+def _dedupe(found: list[Finding]) -> list[Finding]:
+    """One finding per span, and no phone inside a number whose check digit already said what
+    it is (a valid NHS number is often a valid US phone number too)."""
+    best: dict[tuple[int, int], Finding] = {}
+    for f in found:
+        if f.end <= f.start:
+            continue
+        old = best.get((f.start, f.end))
+        if old is None or _PRIORITY.get(f.kind, 99) < _PRIORITY.get(old.kind, 99):
+            best[(f.start, f.end)] = f
+    checked = sorted((f.start, f.end) for f in best.values() if f.kind in _CHECKED)
+    result = []
+    for f in best.values():
+        if f.kind == "phone" and _inside_any(f, checked):
+            continue
+        result.append(f)
+    result.sort(key=lambda f: (f.start, -f.end, f.kind))
+    return result
+
+
+def _inside_any(f: Finding, spans: list[tuple[int, int]]) -> bool:
+    """``f`` within one of ``spans`` (sorted by start): a binary search, then one look."""
+    lo, hi = 0, len(spans)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if spans[mid][0] <= f.start:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo > 0 and spans[lo - 1][0] <= f.start and f.end <= spans[lo - 1][1]
 
 
 def _extra_findings(text: str, extra: Iterable[ExtraPattern]) -> list[Finding]:
