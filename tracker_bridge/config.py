@@ -60,10 +60,11 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 
 def parse_interval(text: str | float | int) -> timedelta:
     """``60s``, ``5m``, ``1h30m``, ``1.5h`` or a plain number of seconds."""
-    if isinstance(text, bool):
-        raise ValueError("is not a duration")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise ValueError("is not a duration (e.g. 60s, 5m, 1h)")
     if isinstance(text, int | float):
-        seconds = float(text)
+        # a huge int would raise OverflowError in float(); anything that large is refused below
+        seconds = float(text) if isinstance(text, float) or abs(text) < 10**18 else float("inf")
     else:
         raw = text.strip().lower()
         if not raw:

@@ -132,6 +132,9 @@ def test_duplicate_tracker_names_give_the_line_in_the_file(tmp_path: Path, pm) -
         ("policy: p.yaml\n" + "x: " + "[" * 100 + "]" * 100 + "\n", "line 2: x", "nested more than 64"),
         ("policy: p.yaml\npoll_interval: 1e400\n", "line 2: poll_interval", "at most 365d"),
         ("policy: p.yaml\npoll_interval: .nan\n", "line 2: poll_interval", "longer than zero"),
+        # found by tests/fuzz: a list here was an AttributeError traceback
+        ("policy: p.yaml\npoll_interval: [1]\n", "line 2: poll_interval", "is not a duration"),
+        ("policy: p.yaml\npoll_interval: 1" + "0" * 400 + "\n", "line 2: poll_interval", "at most 365d"),
     ],
 )
 def test_careless_config_files_are_refused_with_line_and_path(tmp_path: Path, pm, text: str,
