@@ -348,8 +348,8 @@ def _phones(text: str, chain: _Chain, out: list[Finding], cache: _PhoneCache) ->
         if start < done_until:
             continue
         found = _match_phone(text, start, end, regions, cache)
-        if found is None and regions == ("GB", "NL"):
-            found = _possible_uk_phone(text, start, end, chain, last)
+        if found is None and regions != ("US",):
+            found = _possible_phone(text, start, end, chain, last)
         if found is not None:
             out.append(Finding("phone", found[0], found[1]))
             done_until = found[1]
@@ -379,12 +379,16 @@ def _match_phone(
     return None if found is None else (ws + found[0], ws + found[1])
 
 
-def _possible_uk_phone(
+def _possible_phone(
     text: str, start: int, end: int, chain: _Chain, last: int
 ) -> tuple[int, int] | None:
-    """A UK-shaped number the metadata calls possible but not valid (Ofcom's drama ranges,
-    a new range the metadata lacks): a phone when laid out as UK numbers are, or named so."""
+    """A number the metadata calls possible but not valid (Ofcom's drama ranges such as
+    07700 900xxx, a new range the metadata lacks): a phone when the words before it say so,
+    or, written nationally, when it is laid out as UK numbers are."""
     digits = "".join(c for c in text[start:end] if c.isdigit())
+    intl = text[start] == "+" or digits.startswith("00")
+    if intl:
+        digits = "+" + (digits[2:] if text[start] != "+" else digits)
     try:
         parsed = phonenumbers.parse(digits, "GB")
     except phonenumbers.NumberParseException:
@@ -393,7 +397,8 @@ def _possible_uk_phone(
         return None
     first = next(k for k, (s, _) in enumerate(chain.groups) if s >= start)
     sizes = tuple(e - s for s, e in chain.groups[first : last + 1])
-    if sizes in _UK_LAYOUTS or _PHONE_CONTEXT.search(_before(text, start, 32)):
+    named = bool(_PHONE_CONTEXT.search(_before(text, start, 32)))
+    if named or (not intl and sizes in _UK_LAYOUTS):
         return (start + 1 if text[start] == "(" else start), end
     return None
 
@@ -835,6 +840,10 @@ _STOP_WORDS = _words(
     """
 )
 _MAX_NAME_WORDS = 5
+_FIELD_LABELS = _words(
+    "forename surname firstname lastname given family full middle title voornaam achternaam "
+    "tussenvoegsel geboortedatum roepnaam"
+)
 _PUNCT_END = ',;:)]}!?"\u201d'
 
 
@@ -884,8 +893,8 @@ def _name_after(
         if tok.endswith(("'s", "\u2019s")) and len(tok) > 2:
             tok = tok[:-2]
             end_here = True
-        if raw.endswith(":"):
-            break  # the next field's label
+        if raw.endswith(":") and (tok.lower() in _STOP_WORDS or tok.lower() in _FIELD_LABELS):
+            break  # the next field's label ("Surname: SMITH, Forename: John")
         if tok.endswith(".") and _name_token_kind(tok) != "initial":
             tok = tok[:-1]
             end_here = True
