@@ -9,19 +9,28 @@ Reading
     were looked up.
 
 Writing (``apply``)
-    An empty diff makes no request. Otherwise the issue is re-read, the labels field is set to
-    ``(current - remove) | add`` (every value the bridge does not own is kept), only deadline
-    fields whose instant differs are sent, and nothing is PUT when nothing differs: a Redmine
-    PUT bumps ``updated_on`` even when it changes nothing. A write Redmine silently ignored
-    (a field not enabled for the issue's tracker, or read-only for the role) is detected by
-    re-reading and reported. Each note is its own public journal note ending with
-    ``note_marker(key)``, and is skipped when a journal already carries that marker.
+    An empty diff makes no request. Otherwise the issue is re-read: the issues this backend
+    read with their journals since the last poll are re-read together, up to a page of them in
+    one ``GET /issues.json?issue_id=1,2,...`` (their custom fields and ``updated_on``, no
+    journals), and an issue gets a full ``GET`` with its journals only when the diff has notes
+    and its ``updated_on`` moved since it was read (or was too fresh to vouch for its journals,
+    see :data:`SETTLE_SECONDS`). A batched re-read is used for at most
+    :data:`REREAD_MAX_AGE_SECONDS`. The labels field is set to ``(current - remove) | add``
+    (every value the bridge does not own is kept), only deadline fields whose instant differs
+    are sent, and nothing is PUT when nothing differs: a Redmine PUT bumps ``updated_on`` even
+    when it changes nothing. The first note rides in the same ``PUT`` as the fields; each
+    further note is its own public journal note; each ends with ``note_marker(key)`` and is
+    skipped when a journal already carries that marker. A write Redmine silently ignored (a
+    field not enabled for the issue's tracker, or read-only for the role) is detected by
+    re-reading and reported.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -35,10 +44,32 @@ from ...errors import BackendAuthError, BackendError, TicketNotFound, TicketWrit
 from ...hookspecs import hookimpl
 from .._http import HttpOptions, parse_utc, utc_literal
 from . import mapping as m
-from .client import RedmineClient
+from .client import PAGE_LIMIT, RedmineClient
 from .mapping import CF_PREFIX
 
 log = logging.getLogger(__name__)
+
+#: an issue's journals, as read, vouch for its notes only if its ``updated_on`` was this much
+#: older than the server's clock (``Date``) when it was read: Redmine shows ``updated_on`` to
+#: the second, so a later note within the same second would not move it (the cursor's rule)
+SETTLE_SECONDS = 2
+#: a batched re-read stands in for reading an issue right before its PUT for at most this
+#: long; then the next write re-reads again. Within it, a person's edit of the labels field
+#: made after the re-read and before the bridge's PUT is overwritten (Redmine's API has no
+#: conditional write); writing a page of issues takes a few seconds, so a batch is normally
+#: used up long before this, which only catches a cycle that stalled between two writes
+REREAD_MAX_AGE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What a full read of an issue (with journals) showed, kept until the next poll."""
+
+    updated_on: str
+    #: its ``updated_on`` was settled when read: its journals are complete for that stamp
+    settled: bool
+    #: the keys of the bridge's notes in its journals
+    posted: frozenset[str]
 
 
 class RedmineOptions(HttpOptions):
@@ -75,6 +106,14 @@ class RedmineBackend(Backend):
         # whether Redmine silently drops a field depends on exactly these (and the API user's
         # role, which does not change under us), so one re-read per combination is enough
         self._writable: set[tuple[int, int, int, int]] = set()
+        #: issues read with their journals since the last poll, by id: a write to one of them
+        #: re-reads it in a batch instead of one GET each
+        self._read: dict[int, _Read] = {}
+        #: the last batched re-read (listed issues by id) and when it started (``_clock``)
+        self._relisted: dict[int, dict[str, Any]] = {}
+        self._relisted_at: float | None = None
+        #: monotonic seconds, for the age of a batched re-read (replaceable in tests)
+        self._clock: Callable[[], float] = time.monotonic
 
     @property
     def redmine(self) -> Redmine:
@@ -90,6 +129,8 @@ class RedmineBackend(Backend):
     def fetch_changed(self, cursor: str | None) -> FetchResult:
         self._connect()
         self._cf_refreshed.clear()  # custom fields created since the last poll are found
+        self._read.clear()
+        self._relisted.clear()
         since, seen = m.parse_cursor(cursor)
         overlap = timedelta(seconds=self.opts.overlap_seconds)
         lower = None if since is None else utc_literal(since - overlap)
@@ -109,7 +150,7 @@ class RedmineBackend(Backend):
         tickets: list[Ticket] = []
         for _, iid in changed:
             try:
-                tickets.append(self._to_ticket(self.client.issue(iid)))
+                tickets.append(self._to_ticket(self._read_issue(iid)))
             except TicketNotFound:
                 log.info("%s: issue %s vanished while polling (deleted or moved)",
                          self.tracker.name, iid)
@@ -123,7 +164,7 @@ class RedmineBackend(Backend):
         self._connect()
         if not str(key).isdigit():
             raise TicketNotFound(self.tracker.name, str(key), "a Redmine key is an issue number")
-        return self._to_ticket(self.client.issue(int(key)))
+        return self._to_ticket(self._read_issue(int(key)))
 
     def apply(self, diff: Diff) -> None:
         if not diff:
@@ -134,17 +175,15 @@ class RedmineBackend(Backend):
         for norm in diff.set_fields:
             if norm not in spec.deadlines:
                 log.debug("%s: %s is not written to this tracker", self.tracker.name, norm)
-        issue = self.client.issue(int(key))
-        cf_ids = self._cf_ids(spec, written_only=True)
-        updates = m.custom_field_updates(issue, diff, spec, cf_ids)
-        if updates:
-            for body in m.issue_puts(updates, []):
-                self.client.put_issue(key, body)
-            self._verify(key, issue, updates)
-        if diff.notes and self.tracker.write.notes:
-            for text in m.note_texts(diff.notes, m.posted_keys(issue)):
-                for body in m.issue_puts([], [text]):
-                    self.client.put_issue(key, body)
+        with_notes = bool(diff.notes and self.tracker.write.notes)
+        issue, posted = self._write_base(int(key), journals=with_notes)
+        updates = m.custom_field_updates(issue, diff, spec,
+                                         self._cf_ids(spec, written_only=True))
+        notes = m.note_texts(diff.notes, posted) if with_notes else []
+        for i, body in enumerate(m.issue_puts(updates, notes)):
+            self.client.put_issue(key, body)
+            if i == 0 and updates:
+                self._verify(key, issue, updates)
 
     def check(self, labels: Iterable[str]) -> list[Problem]:
         self._connect()
@@ -287,6 +326,46 @@ class RedmineBackend(Backend):
         return m.to_ticket(issue, spec, self._lookups(issue, spec))
 
     # -- writing -------------------------------------------------------------------------------
+
+    def _read_issue(self, iid: int) -> dict[str, Any]:
+        """One issue with its journals; remembered until the next poll for :meth:`apply`."""
+        issue = self.client.issue(iid)
+        server_now = self.client.last_server_date
+        updated_on = str(issue.get("updated_on") or "")
+        settled = False
+        if server_now is not None and updated_on:
+            settled = parse_utc(updated_on) <= server_now - timedelta(seconds=SETTLE_SECONDS)
+        self._read[iid] = _Read(updated_on, settled, frozenset(m.posted_keys(issue)))
+        self._relisted.pop(iid, None)  # listed before this read: no longer a re-read
+        return issue
+
+    def _write_base(self, iid: int, *, journals: bool) -> tuple[dict[str, Any], set[str]]:
+        """The issue as it is now, and the keys of the bridge's notes on it.
+
+        An issue read since the last poll is re-read in a batch (its custom fields and
+        ``updated_on``); its notes are taken from that read when ``updated_on`` has not moved.
+        Otherwise, or when ``journals`` are needed and cannot be vouched for, one full GET.
+        """
+        read = self._read.pop(iid, None)
+        if read is not None and (read.settled or not journals):
+            listed = self._relisted_issue(iid)
+            if listed is not None and (not journals
+                                       or str(listed.get("updated_on")) == read.updated_on):
+                return listed, set(read.posted)
+        issue = self.client.issue(iid)
+        return issue, m.posted_keys(issue)
+
+    def _relisted_issue(self, iid: int) -> dict[str, Any] | None:
+        """``iid`` from a batched re-read no older than :data:`REREAD_MAX_AGE_SECONDS`; a new
+        batch holds it and the next issues read since the poll (a write goes by issue id,
+        as the sync layer writes), up to a page. None when Redmine no longer lists it."""
+        started = self._clock()
+        if iid not in self._relisted or self._relisted_at is None \
+                or started - self._relisted_at > REREAD_MAX_AGE_SECONDS:
+            later = sorted(i for i in self._read if i > iid)
+            self._relisted = self.client.issues_by_id([iid, *later[:PAGE_LIMIT - 1]])
+            self._relisted_at = started
+        return self._relisted.pop(iid, None)
 
     def _verify(self, key: str, issue: Mapping[str, Any],
                 updates: list[dict[str, Any]]) -> None:
