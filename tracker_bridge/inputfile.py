@@ -18,9 +18,9 @@ and path in it), exit status 2, before it can use much time or memory:
   (``care.yaml: line 12: classes.low: duplicate key (first at line 7)``). Only
   ``true``/``false`` are booleans (YAML 1.2: a holiday country ``NO`` stays a string) and
   mapping keys are strings (classes may be named ``1``..``5``);
-- **JSON**: duplicate keys, ``NaN``/``Infinity`` (and numbers too large for a float), integers
-  longer than Python converts, and nesting deeper than :data:`MAX_DEPTH` are errors naming the
-  path in the document (``history[2].at``).
+- **JSON**: duplicate keys, ``NaN``/``Infinity`` (and numbers too large for a float), numbers
+  written with more than 1000 characters, and nesting deeper than :data:`MAX_DEPTH` are errors
+  naming the path in the document (``history[2].at``).
 
 Why events and not ``yaml.compose``: libyaml's composer recurses in C and crashes the process
 (SIGSEGV) on 100,000-deep nesting, and both composers hand back alias graphs whose expansion is
@@ -44,7 +44,7 @@ import yaml
 from .errors import ConfigError
 
 MiB = 1 << 20
-#: the largest policy file read (the five example policies are 4-12 KiB)
+#: the largest policy file read (the five example policies are 3-10 KiB)
 MAX_POLICY_BYTES = 4 * MiB
 #: the largest config file read
 MAX_CONFIG_BYTES = 4 * MiB
@@ -108,6 +108,8 @@ def read_bytes(
     source = source or ("<stdin>" if str(path) == "-" else str(path))
     try:
         if str(path) == "-":
+            if sys.stdin is None:  # a daemon or service without standard input
+                raise ConfigError(source, [("", f"no standard input to read the {what} from")])
             stream = getattr(sys.stdin, "buffer", None)
             if stream is None:  # a text-only stdin (some test harnesses)
                 data = sys.stdin.read(limit + 1).encode("utf-8", "surrogatepass")
