@@ -241,6 +241,18 @@ def test_phone_numbers(phone: str) -> None:
     assert ("phone", phone) in kinds(f"Call {phone} today")
 
 
+def test_past_the_phone_budget_numbers_are_redacted_on_shape_and_the_note_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redact_module, "_PHONE_BUDGET", 2)
+    phones = ["020 7946 0123", "0113 496 0831", "07911 123456", "06-12345678", "0161 496 0752"]
+    text = "Numbers: " + ", ".join(phones)
+    assert [k for k, _ in kinds(text)] == ["phone"] * 2 + ["phone_unchecked"] * 3
+    gone(text, *phones)
+    line = closing_line(find_identifiers(text), [])
+    assert "phone-shaped number (too many in one text to check each)" in line
+
+
 def test_number_shapes_that_are_not_phones() -> None:
     kept("ts=1709374800123 at 10.20.30.41:5432, build 4.12.3.1045, 2024-03-15 10:22:33")
     kept("Order 4829301746 shipped")  # ten digits with no phone context: not a US number

@@ -42,6 +42,7 @@ KIND_LABELS: dict[str, str] = {
     "postcode": "postcode",
     "address": "street address",
     "phone": "phone number",
+    "phone_unchecked": "phone-shaped number (too many in one text to check each)",
     "email": "e-mail address",
     "name": "name",
     "policy": "policy pattern",
@@ -160,7 +161,6 @@ def _number_context(text: str, start: int, end: int) -> str:
 
 # -- numbers: NHS, CHI, BSN, SSN, phones --------------------------------------------------------
 
-_DIGITS = compile_safe(r"[0-9]+")
 
 
 @dataclass(slots=True)
@@ -170,27 +170,29 @@ class _Chain:
     groups: list[tuple[int, int]]
 
 
-_MIN_CHAIN_DIGITS = 7  # the shortest phone number looked for; identifiers have 9 or 10
+#: a chain of at least seven digits (the shortest phone number looked for; identifiers have 9
+#: or 10), each joined to the next by at most three joiners: one RE2 match per chain, and none
+#: at all for the short digit runs that fill ordinary text
+_CHAIN = compile_safe(
+    r"[0-9](?:[ \t\x{a0}\x{2007}\x{2009}\x{202f}.()\x{2010}-\x{2013}-]{0,3}[0-9]){6,}"
+)
 
 
 def _chains(text: str) -> Iterator[_Chain]:
-    """The digit chains of ``text`` with at least :data:`_MIN_CHAIN_DIGITS` digits."""
-    chain: list[tuple[int, int]] = []
-    digits = 0
-    for m in _DIGITS.finditer(text):
+    """The digit chains of ``text`` that have at least seven digits."""
+    for m in _CHAIN.finditer(text):
         s, e = m.span()
-        if chain:
-            gap_start = chain[-1][1]
-            if 1 <= s - gap_start <= 3 and all(c in _JOINERS for c in text[gap_start:s]):
-                chain.append((s, e))
-                digits += e - s
-                continue
-            if digits >= _MIN_CHAIN_DIGITS:
-                yield _Chain(chain)
-        chain = [(s, e)]
-        digits = e - s
-    if chain and digits >= _MIN_CHAIN_DIGITS:
-        yield _Chain(chain)
+        groups: list[tuple[int, int]] = []
+        i = s
+        while i < e:
+            j = i
+            while j < e and "0" <= text[j] <= "9":
+                j += 1
+            groups.append((i, j))
+            i = j
+            while i < e and not "0" <= text[i] <= "9":
+                i += 1
+        yield _Chain(groups)
 
 
 def _gap(text: str, groups: list[tuple[int, int]], k: int) -> str:
@@ -294,15 +296,16 @@ def _phone_windows(text: str, chain: _Chain) -> Iterator[tuple[int, int, tuple[s
     """(start, end, regions, last group index) of plausible phone numbers in ``chain``."""
     groups = chain.groups
     n = len(groups)
+    prefix = [0]  # digits before group k
+    for gs, ge in groups:
+        prefix.append(prefix[-1] + ge - gs)
     for i in range(n):
         s0, e0 = groups[i]
+        if e0 - s0 > 17:
+            continue  # a run no phone number fits in
         g = text[s0:e0]
         lead = _char_before(text, s0)
-        cumulative = []
-        total = 0
-        for j in range(i, min(n, i + 7)):
-            total += groups[j][1] - groups[j][0]
-            cumulative.append(total)
+        cumulative = [prefix[j + 1] - prefix[i] for j in range(i, min(n, i + 7))]
         if lead == "+" or (g.startswith("00") and len(g) >= 3 and g[2] != "0"):
             start = s0 - 1 if lead == "+" else s0
             for k in range(len(cumulative) - 1, -1, -1):
@@ -314,7 +317,8 @@ def _phone_windows(text: str, chain: _Chain) -> Iterator[tuple[int, int, tuple[s
             start = s0 - 1 if lead == "(" else s0
             for k in range(len(cumulative) - 1, -1, -1):
                 if 9 <= cumulative[k] <= 11:
-                    yield start, groups[i + k][1], ("GB", "NL"), i + k
+                    regions = ("GB", "NL") if cumulative[k] == 10 else ("GB",)
+                    yield start, groups[i + k][1], regions, i + k
             continue
         sizes = tuple(e - s for s, e in groups[i : i + 4])
         if g[0] in "23456789" and (sizes[:3] == (3, 3, 4) or sizes[:2] == (3, 7)):
@@ -339,7 +343,19 @@ _PhoneCache = dict[tuple[str, tuple[str, ...]], "tuple[int, int] | None"]
 _PHONE_CACHE_SIZE = 4096
 
 
-def _phones(text: str, chain: _Chain, out: list[Finding], cache: _PhoneCache) -> None:
+#: phonenumbers' matcher is slow (a few hundred microseconds a window): one text gets at most
+#: this many windows checked by it. Past that, phone-shaped windows are redacted on their
+#: shape alone, as "phone_unchecked", which the note names: more redaction, never less.
+_PHONE_BUDGET = 1000
+
+
+@dataclass(slots=True)
+class _PhoneState:
+    cache: _PhoneCache
+    budget: int = _PHONE_BUDGET
+
+
+def _phones(text: str, chain: _Chain, out: list[Finding], state: _PhoneState) -> None:
     groups = chain.groups
     if _wordchar(_char_before(text, groups[0][0])):
         return  # a letter glued on the left: a code such as INC0012345, not a phone
@@ -347,7 +363,13 @@ def _phones(text: str, chain: _Chain, out: list[Finding], cache: _PhoneCache) ->
     for start, end, regions, last in _phone_windows(text, chain):
         if start < done_until:
             continue
-        found = _match_phone(text, start, end, regions, cache)
+        if state.budget <= 0:
+            s = start + 1 if text[start] == "(" else start
+            out.append(Finding("phone_unchecked", s, end))
+            done_until = end
+            continue
+        state.budget -= 1
+        found = _match_phone(text, start, end, regions, state.cache)
         if found is None and regions != ("US",):
             found = _possible_phone(text, start, end, chain, last)
         if found is not None:
@@ -763,13 +785,17 @@ _TITLES = (
 #: titles after which a name may be written in lower case ("mrs jane doe"); Dutch ones are
 #: left out: "bel mevrouw terug" is a sentence, and Dutch names keep their capitals
 _LOWER_NAME_TITLES = _words("mr mrs miss mx")
-_NAME_TRIGGER = compile_safe(
-    r"(" + _TITLES + r")\.?[ \t\x{a0}]+"
-    r"|((?i:(?:the[ \t]+)?(?:patient|pati\x{eb}nt|pati\x{eb}nte)(?:'s|\x{2019}s)?"
-    r"(?:[ \t]+(?:name|called|named))?(?:[ \t]+(?:is|was))?))[ \t]*([:,-]?)[ \t\x{a0}]+"
-    r"|((?i:(?:pt|client|cli\x{eb}nt)\.?[ \t]*(?:name)?|name[ \t]+of[ \t]+(?:the[ \t]+)?patient|"
+# Three trigger patterns without capture groups: the RE2 binding spends more per match on
+# groups than on the match itself, and "Mr Mr Mr ..." is a match every three characters.
+_TITLE_TRIGGER = compile_safe(r"(?:" + _TITLES + r")\.?[ \t\x{a0}]+")
+_PATIENT_TRIGGER = compile_safe(
+    r"(?i:(?:the[ \t]+)?(?:patient|pati\x{eb}nt|pati\x{eb}nte)(?:'s|\x{2019}s)?"
+    r"(?:[ \t]+(?:name|called|named))?(?:[ \t]+(?:is|was))?)[ \t]*[:,-]?[ \t\x{a0}]+"
+)
+_LABEL_TRIGGER = compile_safe(
+    r"(?i:(?:pt|client|cli\x{eb}nt)\.?[ \t]*(?:name)?|name[ \t]+of[ \t]+(?:the[ \t]+)?patient|"
     r"(?:sur|fore|first[ \t]*|last[ \t]*|given[ \t]*|family[ \t]*|full[ \t]*)name|"
-    r"patient[ \t]*name|naam(?:[ \t]+pati\x{eb}nt)?|pati\x{eb}ntnaam|achternaam|voornaam))"
+    r"patient[ \t]*name|naam(?:[ \t]+pati\x{eb}nt)?|pati\x{eb}ntnaam|achternaam|voornaam)"
     r"[ \t]*:[ \t\x{a0}]*"
 )
 _PARTICLES = _words(
@@ -971,33 +997,42 @@ def _next_word(chunk: str, j: int) -> str:
 
 def _names(text: str, out: list[Finding]) -> None:
     found_names: list[Finding] = []
-    for m in _NAME_TRIGGER.finditer(text):
-        s, e = m.span()
-        if not _clean_before(text, s):
-            continue
-        title, patient, sep, label = m.groups()
-        if title is not None:
-            found = _name_after(
-                text,
-                e,
-                allow_lower=title.lower() in _LOWER_NAME_TITLES and title.islower(),
-                stop_first=title.isupper() and len(title) > 1,
-                caps_acronyms=False,
-            )
-        elif patient is not None:
-            found = _name_after(
-                text,
-                e,
-                allow_lower=sep == ":",
-                stop_first=True,
-                caps_acronyms=not patient.isupper(),
-            )
-        elif label is not None:
-            found = _name_after(text, e, allow_lower=True, stop_first=True, caps_acronyms=False)
-        else:  # pragma: no cover - the pattern has no fourth branch
-            continue
+
+    def add(found: tuple[int, int] | None) -> None:
         if found is not None:
             found_names.append(Finding("name", *found))
+
+    for m in _TITLE_TRIGGER.finditer(text):
+        s, e = m.span()
+        if _clean_before(text, s):
+            title = text[s:e].rstrip(" \t\u00a0").rstrip(".")
+            add(
+                _name_after(
+                    text,
+                    e,
+                    allow_lower=title.lower() in _LOWER_NAME_TITLES and title.islower(),
+                    stop_first=title.isupper() and len(title) > 1,
+                    caps_acronyms=False,
+                )
+            )
+    for m in _PATIENT_TRIGGER.finditer(text):
+        s, e = m.span()
+        if _clean_before(text, s):
+            said = text[s:e].rstrip(" \t\u00a0")
+            word = said.rstrip(":,-").rstrip(" \t")
+            add(
+                _name_after(
+                    text,
+                    e,
+                    allow_lower=said.endswith(":"),
+                    stop_first=True,
+                    caps_acronyms=not word.isupper(),
+                )
+            )
+    for m in _LABEL_TRIGGER.finditer(text):
+        s, e = m.span()
+        if _clean_before(text, s):
+            add(_name_after(text, e, allow_lower=True, stop_first=True, caps_acronyms=False))
     out += found_names
     if found_names:
         _name_elsewhere(text, found_names, out)
@@ -1090,10 +1125,10 @@ def find_identifiers(text: str) -> list[Finding]:
     :func:`redact` merges them. Never raises on any ``str``; time is linear in ``len(text)``.
     """
     out: list[Finding] = []
-    cache: _PhoneCache = {}
+    phones = _PhoneState(cache={}, budget=_PHONE_BUDGET)
     for chain in _chains(text):
         _id_numbers(text, chain, out)
-        _phones(text, chain, out, cache)
+        _phones(text, chain, out, phones)
     _labelled(text, out)
     _dates(text, out)
     _postcodes(text, out)
@@ -1108,7 +1143,7 @@ def find_identifiers(text: str) -> list[Finding]:
 #: metadata, which beats a label, which beats the shape of a date
 _PRIORITY = {k: i for i, k in enumerate(
     ("nhs_number", "chi_number", "bsn", "ssn", "phone", "email", "record_number",
-     "date_of_birth", "postcode", "address", "name", "date", "policy")
+     "date_of_birth", "postcode", "address", "name", "date", "phone_unchecked", "policy")
 )}  # fmt: skip
 _CHECKED = frozenset(("nhs_number", "chi_number", "bsn", "ssn"))
 
@@ -1126,7 +1161,7 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
     checked = sorted((f.start, f.end) for f in best.values() if f.kind in _CHECKED)
     result = []
     for f in best.values():
-        if f.kind == "phone" and _inside_any(f, checked):
+        if f.kind in ("phone", "phone_unchecked") and _inside_any(f, checked):
             continue
         result.append(f)
     result.sort(key=lambda f: (f.start, -f.end, f.kind))
