@@ -162,7 +162,6 @@ def _number_context(text: str, start: int, end: int) -> str:
 # -- numbers: NHS, CHI, BSN, SSN, phones --------------------------------------------------------
 
 
-
 @dataclass(slots=True)
 class _Chain:
     """Digit groups joined by at most three joiner characters each: one number, or several."""
