@@ -19,8 +19,9 @@ and path in it), exit status 2, before it can use much time or memory:
   ``true``/``false`` are booleans (YAML 1.2: a holiday country ``NO`` stays a string) and
   mapping keys are strings (classes may be named ``1``..``5``);
 - **JSON**: duplicate keys, ``NaN``/``Infinity`` (and numbers too large for a float), numbers
-  written with more than 1000 characters, and nesting deeper than :data:`MAX_DEPTH` are errors
-  naming the path in the document (``history[2].at``).
+  written with more than 1000 characters, lone surrogate escapes (``"\\ud800"``: not text) and
+  nesting deeper than :data:`MAX_DEPTH` are errors naming the path in the document
+  (``history[2].at``).
 
 Why events and not ``yaml.compose``: libyaml's composer recurses in C and crashes the process
 (SIGSEGV) on 100,000-deep nesting, and both composers hand back alias graphs whose expansion is
@@ -416,6 +417,8 @@ def _scalar(
         raise fail(path, line, f"the YAML tag {_tag(tag)} is not supported")
     if tag in (_T + "int", _T + "float") and len(ev.value) > _MAX_NUMBER_CHARS:
         raise fail(path, line, f"a number written with more than {_MAX_NUMBER_CHARS} characters")
+    if not _is_text(ev.value):  # "\ud800" in a double-quoted scalar (PyYAML's parser)
+        raise fail(path, line, _SURROGATE)
     node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, style=ev.style)
     try:
         return construct(loader, node)
@@ -423,6 +426,18 @@ def _scalar(
         shown = ev.value if len(ev.value) <= 60 else ev.value[:57] + "..."
         why = getattr(exc, "problem", None) or str(exc)
         raise fail(path, line, f'"{shown}" is not {_KIND.get(tag, "valid")}: {why}') from None
+
+
+_SURROGATE = "a lone surrogate escape (such as \\ud800) is not text"
+
+
+def _is_text(s: str) -> bool:
+    """Whether ``s`` is valid Unicode (no lone surrogate, which no encoder accepts)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_yaml_file(
@@ -521,6 +536,10 @@ def _check_json(data: Any, source: str, max_depth: int) -> None:
         value, path = todo.pop()
         if isinstance(value, _Refused):
             raise ConfigError(source, [(_where(path), value.message)])
+        if isinstance(value, str):
+            if not _is_text(value):
+                raise ConfigError(source, [(_where(path), _SURROGATE)])
+            continue
         if isinstance(value, dict | list):
             if len(path) >= max_depth:
                 raise ConfigError(
@@ -530,6 +549,10 @@ def _check_json(data: Any, source: str, max_depth: int) -> None:
                 raise ConfigError(
                     source, [(_where((*path, value.duplicate)), "duplicate key in this object")]
                 )
+            if isinstance(value, dict):
+                bad = next((k for k in value if not _is_text(k)), None)
+                if bad is not None:
+                    raise ConfigError(source, [(_where(path), f"a key: {_SURROGATE}")])
             items = value.items() if isinstance(value, dict) else enumerate(value)
             # reversed: the first problem in document order is reported
             todo.extend(reversed([(v, (*path, k)) for k, v in items]))

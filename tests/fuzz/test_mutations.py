@@ -203,6 +203,13 @@ def test_mutated_policies(work: Path, data: st.DataObject) -> None:
     ok_or_refused(run("check", "--policy", str(path)), path)
 
 
+def test_pyyaml_parser_refuses_a_lone_surrogate_escape() -> None:
+    """libyaml refuses "\\ud800" itself; PyYAML's parser decodes it to a str that is not text."""
+    for pure in (False, True):
+        with pytest.raises(ConfigError, match="line 1"):
+            parse_yaml('name: "\\ud800"\n', "p.yaml", pure=pure)
+
+
 @FUZZ
 @given(data=st.data())
 def test_mutated_policies_either_yaml_parser(data: st.DataObject) -> None:

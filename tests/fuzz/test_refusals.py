@@ -277,6 +277,18 @@ def test_duplicate_json_keys_name_their_path(ticket) -> None:
     refused(evaluate(p), p, "history[1].kind: duplicate key")
 
 
+def test_a_lone_surrogate_escape_in_json_is_not_text(ticket) -> None:
+    """Found by the fuzz suite: "\\ud800" decoded to a str no encoder accepts, and RE2 (the
+    override patterns, the error masking) raised UnicodeEncodeError on it."""
+    text = ticket_bytes(TICKETS[0]).decode()
+    p = ticket(text.replace('"Calendar unavailable for the ward"', '"Calendar \\ud800"', 1))
+    refused(evaluate(p), p, "subject: a lone surrogate escape")
+    refused(evaluate("-", input=p.read_bytes()), "<stdin>", "subject: a lone surrogate escape")
+    # a pair is one character, and fine
+    p = ticket(text.replace('"Calendar unavailable for the ward"', '"Calendar \\ud83d\\ude00"', 1))
+    assert evaluate(p).exit_code == 0
+
+
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_nan_and_infinity_in_json(ticket, value: str) -> None:
     text = ticket_bytes(TICKETS[0]).decode()
