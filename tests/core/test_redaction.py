@@ -256,6 +256,8 @@ def test_past_the_phone_budget_numbers_are_redacted_on_shape_and_the_note_says_s
 def test_number_shapes_that_are_not_phones() -> None:
     kept("ts=1709374800123 at 10.20.30.41:5432, build 4.12.3.1045, 2024-03-15 10:22:33")
     kept("Order 4829301746 shipped")  # ten digits with no phone context: not a US number
+    kept("Job ran 01-02-2026 10:22 and 03.04.2026 09:15:00")  # Dutch/UK dates with a time
+    kept("build 0102.2026.10, ticket 0161 496 0752")  # a technical word before the number
     assert ("phone", "6175550143") in kinds("Patient phone 6175550143")
 
 

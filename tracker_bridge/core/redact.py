@@ -302,6 +302,8 @@ def _phone_windows(text: str, chain: _Chain) -> Iterator[tuple[int, int, tuple[s
         s0, e0 = groups[i]
         if e0 - s0 > 17:
             continue  # a run no phone number fits in
+        if _date_at(text, groups, i):
+            continue  # 01-02-2026 10:22 is a time, not a Rotterdam number
         g = text[s0:e0]
         lead = _char_before(text, s0)
         cumulative = [prefix[j + 1] - prefix[i] for j in range(i, min(n, i + 7))]
@@ -333,6 +335,20 @@ def _phone_windows(text: str, chain: _Chain) -> Iterator[tuple[int, int, tuple[s
             yield s0, e0, ("US",), i
 
 
+def _date_at(text: str, groups: list[tuple[int, int]], i: int) -> bool:
+    """Groups ``i``, ``i+1``, ``i+2`` read as a day-month-year (or month-day-year) date."""
+    if i + 2 >= len(groups):
+        return False
+    (a0, a1), (b0, b1), (c0, c1) = groups[i : i + 3]
+    if not (a1 - a0 <= 2 and b1 - b0 <= 2 and c1 - c0 == 4):
+        return False
+    sep = text[a1:b0]
+    if sep not in ("-", ".", "/") or text[b1:c0] != sep:
+        return False
+    d, m, y = int(text[a0:a1]), int(text[b0:b1]), int(text[c0:c1])
+    return _dmy_ok(d, m, y) or _dmy_ok(m, d, y)
+
+
 _UK_LAYOUTS = {(5, 6), (4, 3, 4), (3, 4, 4), (5, 3, 3), (4, 7), (3, 8), (11,)}
 
 
@@ -356,12 +372,16 @@ class _PhoneState:
 
 def _phones(text: str, chain: _Chain, out: list[Finding], state: _PhoneState) -> None:
     groups = chain.groups
-    if _wordchar(_char_before(text, groups[0][0])):
+    first = groups[0][0]
+    if _wordchar(_char_before(text, first)):
         return  # a letter glued on the left: a code such as INC0012345, not a phone
+    technical = bool(_TECH_CONTEXT.search(_before(text, first, 28))) and not _PHONE_CONTEXT.search(
+        _before(text, first, 32)
+    )
     done_until = -1
     for start, end, regions, last in _phone_windows(text, chain):
-        if start < done_until:
-            continue
+        if start < done_until or (technical and start <= first):
+            continue  # "build 0102.2026.10", "id 0161 496 0752" (a technical word before it)
         if state.budget <= 0:
             s = start + 1 if text[start] == "(" else start
             out.append(Finding("phone_unchecked", s, end))
