@@ -1,4 +1,4 @@
-"""The ``tracker-bridge`` command line (see ../shared/spec/CLI-AND-TICKET.md).
+"""The ``tracker-bridge`` command line (documented in docs/cli.md).
 
 Exit status: 0 success, 1 the work ran but found problems, 2 bad input (config, policy,
 arguments, ticket file). With ``--json`` a command prints exactly one JSON document.

@@ -1,6 +1,6 @@
 """The error types users and the daemon see.
 
-Exit codes (CLI-AND-TICKET.md): 0 success, 1 the work ran but found problems (a tracker
+Exit codes (docs/cli.md): 0 success, 1 the work ran but found problems (a tracker
 unreachable, a write refused), 2 bad input (config, policy, arguments, ticket file).
 """
 

@@ -1,4 +1,4 @@
-"""Durations as policies write them (SLA-SEMANTICS.md section 2).
+"""Durations as policies write them (docs/policy.md, "Durations").
 
 ``30m``, ``0.5h``, ``4h``, ``8h30m``, ``90s``, ``2d`` (24-hour days of working time),
 ``1bd``/``5bd`` (business days: n x the calendar's ``business_day``) and ``none``.

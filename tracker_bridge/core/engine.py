@@ -2,11 +2,11 @@
 
 ``evaluate`` reconstructs the ticket's life as of ``now`` from its history, classifies it,
 picks its plan and calendars, runs the response and resolution clocks with their pauses and
-stops (SLA-SEMANTICS.md section 5), works out functional and hierarchical escalation
-(section 6), and returns the desired state (section 7) as a :class:`Verdict`. It reads no
-clock and does no I/O.
+stops, works out functional and hierarchical escalation, and returns the desired state as a
+:class:`Verdict` (docs/semantics.md: "The clocks", "Escalation", "What the engine
+writes"). It reads no clock and does no I/O.
 
-Choices where the contract is silent (documented in docs/SEMANTICS-NOTES.md):
+Choices where the contract is silent (documented in docs/semantics.md):
 - the ticket is seen as it was at ``now``: history events after ``now`` are undone;
 - a metric whose elapsed time equals its target exactly is ``at_risk``, not yet breached
   (breached is ``elapsed > target``); tier and level triggers fire when their time is used up

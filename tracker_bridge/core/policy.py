@@ -1,6 +1,6 @@
 """A support policy, compiled: what the engine evaluates tickets against.
 
-The YAML file (POLICY-FORMAT.md) is validated and turned into these objects by
+The YAML file (docs/policy.md) is validated and turned into these objects by
 ``tracker_bridge.policyfile``; here everything is already checked and resolved: durations
 are parsed, regular expressions compiled, calendars built, references known to exist.
 """

@@ -1,6 +1,6 @@
 """The normalized ticket: what every tracker plugin produces and the engine reads.
 
-The JSON shape is fixed by ../shared/spec/CLI-AND-TICKET.md. Plugins map their tracker's
+The JSON shape is documented in docs/ticket.md. Plugins map their tracker's
 fields onto it; the engine never sees a tracker-specific shape. All instants are
 timezone-aware: a naive timestamp is an input error (plugins convert at the edge), and so is
 one outside 1970-01-01..2200-01-01 UTC (``durations.MIN_INSTANT``/``MAX_INSTANT``).
@@ -88,7 +88,7 @@ class HistoryEvent:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A tracker's ticket in the normalized shape (see CLI-AND-TICKET.md)."""
+    """A tracker's ticket in the normalized shape (see docs/ticket.md)."""
 
     tracker: str
     key: str
@@ -169,7 +169,7 @@ class Ticket:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, as CLI-AND-TICKET.md shows it."""
+        """The JSON form, as docs/ticket.md shows it."""
         return {
             "tracker": self.tracker,
             "key": self.key,

@@ -15,7 +15,7 @@ from typing import Any
 from .marker import NOTE_MARKER_RE as NOTE_MARKER_RE
 from .marker import note_marker as note_marker
 
-#: metric states, see SLA-SEMANTICS.md section 5 (``no_target`` is our extension for ``none``)
+#: metric states, see docs/semantics.md, "States" (``no_target``: the target is ``none``)
 STATES = ("running", "at_risk", "paused", "met", "breached", "no_target")
 
 
