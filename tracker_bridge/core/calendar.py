@@ -1,4 +1,4 @@
-"""Business calendars (SLA-SEMANTICS.md section 1).
+"""Business calendars (docs/semantics.md, "Calendars").
 
 A calendar is an IANA zone, weekly opening windows in local wall-clock time, closed dates
 (public holidays from the ``holidays`` package and explicit dates) and the length of a
