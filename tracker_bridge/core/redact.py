@@ -882,6 +882,7 @@ _STOP_WORDS = _words(
     werd niet geen wel ook nog staat stond belde belt kreeg krijgt woont woonde gaat ging komt
     kwam zegt zei vraagt vroeg dossier gegevens lijst nummer naam adres afspraak uitslag uitslagen
     opname afdeling huisarts portaal verkeerde dubbel onbekend
+    patient patients patiënt patiënte patiënten patienten cliënt cliënten clients
     """
 )
 _MAX_NAME_WORDS = 5
@@ -1088,14 +1089,13 @@ def _name_elsewhere(text: str, names: list[Finding], out: list[Finding]) -> None
         rx = compile_safe(alternation)
     except RegexError:  # longer than a pattern may be: leave it to the first detection
         return
-    spans = sorted((f.start, f.end) for f in names)
+    found = _Cover((f.start, f.end) for f in names)
     for m in rx.finditer(text):
         s, e = m.span()
         if not (_clean_after(text, e) or text.startswith(("'s", "\u2019s"), e)):
             continue
-        f = Finding("name", s, e)
-        if _clean_before(text, s) and not _inside_any(f, spans):
-            out.append(f)
+        if not found.covers(s, e) and _clean_before(text, s):
+            out.append(Finding("name", s, e))
 
 
 # -- HL7 v2 segments pasted into tickets --------------------------------------------------------
@@ -1177,26 +1177,28 @@ def _dedupe(found: list[Finding]) -> list[Finding]:
         old = best.get((f.start, f.end))
         if old is None or _PRIORITY.get(f.kind, 99) < _PRIORITY.get(old.kind, 99):
             best[(f.start, f.end)] = f
-    checked = sorted((f.start, f.end) for f in best.values() if f.kind in _CHECKED)
-    result = []
-    for f in best.values():
-        if f.kind in ("phone", "phone_unchecked") and _inside_any(f, checked):
-            continue
-        result.append(f)
-    result.sort(key=lambda f: (f.start, -f.end, f.kind))
-    return result
+    ordered = sorted(best.values(), key=lambda f: (f.start, -f.end, f.kind))
+    checked = _Cover((f.start, f.end) for f in ordered if f.kind in _CHECKED)
+    return [
+        f
+        for f in ordered
+        if not (f.kind in ("phone", "phone_unchecked") and checked.covers(f.start, f.end))
+    ]
 
 
-def _inside_any(f: Finding, spans: list[tuple[int, int]]) -> bool:
-    """``f`` within one of ``spans`` (sorted by start): a binary search, then one look."""
-    lo, hi = 0, len(spans)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if spans[mid][0] <= f.start:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo > 0 and spans[lo - 1][0] <= f.start and f.end <= spans[lo - 1][1]
+class _Cover:
+    """Whether a span lies inside one of ``spans``, asked in order of start: one sweep."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        self.spans = sorted(spans)
+        self.i = 0
+        self.reach = -1  # the furthest end of the spans starting at or before the last query
+
+    def covers(self, start: int, end: int) -> bool:
+        while self.i < len(self.spans) and self.spans[self.i][0] <= start:
+            self.reach = max(self.reach, self.spans[self.i][1])
+            self.i += 1
+        return self.reach >= end
 
 
 def _extra_findings(text: str, extra: Iterable[ExtraPattern]) -> list[Finding]:
