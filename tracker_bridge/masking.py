@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .core.saferegex import compile_safe
+from .core.saferegex import compile_safe, scrub
 
 MASK = "***"
 
@@ -46,6 +46,7 @@ _PATTERNS = tuple(
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every known secret value and every credential-shaped part masked."""
+    text = scrub(text)
     for s in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len,
                     reverse=True):  # the longest first: one secret may contain another
         if s in text:

@@ -1,4 +1,4 @@
-"""Load a policy YAML file (POLICY-FORMAT.md) into a compiled :class:`Policy`.
+"""Load a policy YAML file (every key: docs/policy.md) into a compiled :class:`Policy`.
 
 Every error names its path in the file and, where known, its line:
 ``care.yaml:14: classes.high.response: "1x" is not a duration``. Unknown keys are errors
@@ -129,7 +129,7 @@ def problems_from_validation(
             if msg.startswith(noise):
                 msg = msg[len(noise) :]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see POLICY-FORMAT.md)"
+            msg = "unknown key (check the spelling; see docs/policy.md)"
         elif err["type"] == "missing":
             msg = "is required"
         elif err["type"] == "too_long":
@@ -847,7 +847,7 @@ def load_policy_text(text: str, source: str = "<string>") -> Policy:
     data, lines = read_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(
-            source, [("(top level)", "a policy is a mapping of keys (see POLICY-FORMAT.md)")]
+            source, [("(top level)", "a policy is a mapping of keys (see docs/policy.md)")]
         )
     try:
         model = PolicyModel.model_validate(data)

@@ -184,3 +184,14 @@ def test_mask_secrets_is_linear_on_hostile_text() -> None:
 ])
 def test_url_has_userinfo(url: str, has: bool) -> None:
     assert url_has_userinfo(url) is has
+
+
+def test_mask_secrets_takes_text_utf8_cannot_encode() -> None:
+    # a lone surrogate: from a non-UTF-8 file name (surrogateescape) or a tracker's JSON
+    masked = mask_secrets(f"\udcfe-missing.yaml: GET /x?key={SECRET}")
+    assert SECRET not in masked and masked.startswith("?-missing.yaml")
+
+
+def test_a_file_name_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path) -> None:
+    r = run("check", "--policy", str(tmp_path / "\udcfe-missing.yaml"))
+    assert r.exit_code == 2 and "-missing.yaml: cannot read the policy file" in r.output

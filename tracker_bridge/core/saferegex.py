@@ -59,3 +59,16 @@ def compile_safe(pattern: str, *, ignore_case: bool = False) -> re2._Regexp:
         if re.search(r"\\[1-9]|\(\?<?[=!]", pattern):
             hint = " (backreferences and look-around cannot run in linear time and are not supported)"
         raise RegexError(f"{why}{hint}") from None
+
+
+def scrub(text: str) -> str:
+    """``text`` as RE2 can take it: a lone surrogate (``"\\ud800"``, which a tracker's JSON
+    can carry and UTF-8 cannot encode) becomes ``?``, one character for one, so positions
+    in the result are positions in ``text``."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
