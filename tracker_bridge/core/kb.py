@@ -21,6 +21,7 @@ from .redact import (
     redact,
     redact_with_findings,
     residual_kinds,
+    safe_text,
 )
 from .saferegex import compile_safe
 from .ticket import Ticket
@@ -41,6 +42,7 @@ _STEPS = compile_safe(r"(?is)steps\s+to\s+reproduce\s*:?\s*(.+)")
 
 
 def _steps(description: str) -> str:
+    description = safe_text(description)
     m = _STEPS.search(description)
     return (m.group(1) if m else description).strip()
 
@@ -84,7 +86,7 @@ def kb_note(
             and ev.public
             and ev.text
             and ev.by != ticket.reporter
-            and not NOTE_MARKER_RE.search(ev.text)
+            and not NOTE_MARKER_RE.search(safe_text(ev.text))
         ):
             solution = ev.text.strip() or solution
     context = ", ".join(f"{k} {fields[k]}" for k in ("component", "version") if fields.get(k))

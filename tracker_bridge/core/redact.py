@@ -1136,6 +1136,18 @@ def _hl7(text: str, out: list[Finding]) -> None:
 
 # -- the public API -----------------------------------------------------------------------------
 
+_SURROGATES = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates (which JSON can carry, and which RE2's UTF-8 cannot) as
+    U+FFFD, one character for one, so every position stays where it was."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.translate(_SURROGATES)
+    return text
+
 
 def find_identifiers(text: str) -> list[Finding]:
     """Every identifier detected in ``text``, sorted by position.
@@ -1143,6 +1155,7 @@ def find_identifiers(text: str) -> list[Finding]:
     Findings may overlap (a number can be both a valid NHS number and a valid phone number);
     :func:`redact` merges them. Never raises on any ``str``; time is linear in ``len(text)``.
     """
+    text = safe_text(text)
     out: list[Finding] = []
     phones = _PhoneState(cache={}, budget=_PHONE_BUDGET)
     for chain in _chains(text):
@@ -1236,7 +1249,8 @@ def redact_with_findings(
     text: str, extra: Iterable[ExtraPattern] = ()
 ) -> tuple[str, list[Finding]]:
     """``text`` with every identifier replaced by ``[redacted]``, and the findings of the
-    first pass (on ``text`` itself)."""
+    first pass (on ``text`` itself). Lone surrogates come out as U+FFFD (:func:`safe_text`)."""
+    text = safe_text(text)
     extra = tuple(extra)
     first: list[Finding] | None = None
     for _ in range(_MAX_PASSES):
@@ -1275,6 +1289,7 @@ def residual_kinds(text: str) -> list[str]:
     """What identifier-like text is left in ``text`` (already redacted), by a cruder test
     than :func:`find_identifiers`: long digit runs, postcode and e-mail shapes, a birth word
     followed by digits. An empty list means the check found nothing; never the data itself."""
+    text = safe_text(text)
     kinds: list[str] = []
     if _RESIDUAL_DIGITS.search(text) or _RESIDUAL_DOTTED.search(text):
         kinds.append("long number")
