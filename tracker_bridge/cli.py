@@ -12,11 +12,36 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_common import handle_errors, json_option, parse_iso, parse_now
+from .cli_common import handle_errors, json_option, parse_iso, parse_now, print_verdict
+from .cli_trackers import load_plugin_commands, register_commands
 from .errors import InputError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: installed plugins' commands are loaded only when a command that is
+    not built in is named, or the list of commands is shown (``--help``), so the engine
+    commands start without importing any tracker plugin or HTTP library."""
+
+    _plugins_loaded = False
+
+    def _plugins(self) -> None:
+        if not self._plugins_loaded:
+            self._plugins_loaded = True
+            load_plugin_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and not self._plugins_loaded:
+            self._plugins()
+            cmd = super().get_command(ctx, cmd_name)
+        return cmd
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._plugins()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tracker-bridge")
 def main() -> None:
     """Service-desk-grade SLA enforcement for Redmine, JIRA and Bugzilla."""
@@ -118,49 +143,4 @@ def evaluate(policy_path: str, ticket_path: str, now: str | None, as_json: bool)
     print_verdict(verdict)
 
 
-def print_verdict(verdict: Any, reasons: bool = False) -> None:
-    """A verdict in human text (shared by ``evaluate`` and ``explain``)."""
-    from .core.durations import format_duration
-
-    v = verdict
-    click.echo(f"{v.ticket} at {v.now.isoformat()}")
-    click.echo(f"  class    {v.class_}  ({v.class_rule})")
-    click.echo(f"  plan     {v.plan}")
-    for name, m in v.metrics.items():
-        bits = [f"{m.state:<9}", f"elapsed {format_duration(m.elapsed)}"]
-        if m.target is not None:
-            bits.append(f"of {format_duration(m.target)}")
-        if m.due is not None:
-            bits.append(f"due {m.due.isoformat()}")
-        if m.remaining is not None:
-            bits.append(f"remaining {format_duration(m.remaining)}")
-        bits.append(f"[{m.calendar}]")
-        click.echo(f"  {name:<10} " + "  ".join(bits))
-    if v.tier is not None:
-        click.echo(
-            f"  tier     {v.tier}" + (f" -> escalate to {v.escalate_to}" if v.escalate_to else "")
-        )
-    click.echo(f"  level    {v.level or '-'}")
-    click.echo(f"  labels   {', '.join(sorted(v.labels))}")
-    for n in v.notes:
-        first = n.text.splitlines()[0] if n.text else ""
-        click.echo(f"  note     [{n.key}] {first}")
-    if v.next_change is not None:
-        click.echo(f"  changes  {v.next_change.isoformat()}")
-    for w in v.warnings:
-        click.echo(f"  warning  {w}")
-    if reasons:
-        click.echo("  why:")
-        for r in v.reasons:
-            click.echo(f"    - {r}")
-
-
-def _register_tracker_commands() -> None:
-    try:
-        from .cli_trackers import register_commands
-    except ImportError:  # the tracker commands live beside; tolerate their absence
-        return
-    register_commands(main)
-
-
-_register_tracker_commands()
+register_commands(main)

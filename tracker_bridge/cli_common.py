@@ -97,3 +97,40 @@ def parse_now(value: str | None, option: str = "--now") -> datetime:
     if value is None:
         return datetime.now(UTC)
     return parse_iso(value, option)
+
+
+def print_verdict(verdict: Any, reasons: bool = False) -> None:
+    """A verdict in human text (shared by ``evaluate`` and ``explain``)."""
+    from .core.durations import format_duration
+
+    v = verdict
+    click.echo(f"{v.ticket} at {v.now.isoformat()}")
+    click.echo(f"  class    {v.class_}  ({v.class_rule})")
+    click.echo(f"  plan     {v.plan}")
+    for name, m in v.metrics.items():
+        bits = [f"{m.state:<9}", f"elapsed {format_duration(m.elapsed)}"]
+        if m.target is not None:
+            bits.append(f"of {format_duration(m.target)}")
+        if m.due is not None:
+            bits.append(f"due {m.due.isoformat()}")
+        if m.remaining is not None:
+            bits.append(f"remaining {format_duration(m.remaining)}")
+        bits.append(f"[{m.calendar}]")
+        click.echo(f"  {name:<10} " + "  ".join(bits))
+    if v.tier is not None:
+        click.echo(
+            f"  tier     {v.tier}" + (f" -> escalate to {v.escalate_to}" if v.escalate_to else "")
+        )
+    click.echo(f"  level    {v.level or '-'}")
+    click.echo(f"  labels   {', '.join(sorted(v.labels))}")
+    for n in v.notes:
+        first = n.text.splitlines()[0] if n.text else ""
+        click.echo(f"  note     [{n.key}] {first}")
+    if v.next_change is not None:
+        click.echo(f"  changes  {v.next_change.isoformat()}")
+    for w in v.warnings:
+        click.echo(f"  warning  {w}")
+    if reasons:
+        click.echo("  why:")
+        for r in v.reasons:
+            click.echo(f"    - {r}")

@@ -16,7 +16,6 @@ import click
 
 from .cli_common import emit_json, handle_errors, json_option, parse_now
 from .errors import (
-    EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_PROBLEMS,
     InputError,
@@ -114,8 +113,8 @@ def _print_report(report: Any) -> None:
 @handle_errors
 def check(policy_path: str | None, config_path: str | None, as_json: bool) -> None:
     """Validate the config and policy, then connect to each tracker and verify its setup."""
-    from .config import default_config_path, load_config
-    from .manager import get_plugin_manager
+    # (``check --policy`` alone loads no tracker plugin and no HTTP library)
+    from .config import default_config_path
     from .policyfile import load_policy
 
     doc: dict[str, Any] = {"ok": True}
@@ -130,6 +129,9 @@ def check(policy_path: str | None, config_path: str | None, as_json: bool) -> No
     elif config_path is None and not default_config_path().exists():
         raise InputError(f"nothing to check: give --policy FILE or --config FILE "
                          f"(no {default_config_path()} here)")
+
+    from .config import load_config
+    from .manager import get_plugin_manager
 
     pm = get_plugin_manager()
     cfg = load_config(config_path, pm=pm)
@@ -256,7 +258,7 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
                     "history": p.adopted,
                     "posted_notes": sorted(posted_note_keys(ticket))})
         return
-    from .cli import print_verdict
+    from .cli_common import print_verdict
 
     if ticket.url:
         click.echo(ticket.url)
@@ -359,9 +361,17 @@ def run(config_path: str | None, log_format: str, log_level: str, metrics_port: 
 
 
 def register_commands(group: click.Group) -> None:
-    """Add the tracker commands, then any command a plugin contributes, to ``group``."""
+    """Add the tracker commands to ``group`` (plugins' commands: :func:`load_plugin_commands`)."""
     for cmd in (sync, check, explain, plugins, run):
         group.add_command(cmd)
+
+
+def load_plugin_commands(group: click.Group) -> None:
+    """Add the commands installed plugins contribute (``tracker_bridge_register_commands``).
+
+    Called only when the command line names a command that is not built in, or asks for the
+    list of commands: ``deadline``, ``evaluate`` and ``check --policy`` load no plugin.
+    """
     try:
         from .manager import get_plugin_manager
 
@@ -370,6 +380,3 @@ def register_commands(group: click.Group) -> None:
     except Exception as e:  # a broken plugin must not take the whole command line down
         click.echo(f"warning: plugin commands not loaded: {type(e).__name__}: {e} "
                    "(disable a plugin with TRACKER_BRIDGE_DISABLE_PLUGINS=name)", err=True)
-
-
-__all__ = ["EXIT_BAD_INPUT", "register_commands"]
