@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import EXIT_OK, StoreError, TrackerBridgeError
 from .observability import Endpoint, Health, Metrics, SecretFilter, serve
 from .report import SyncReport, TrackerReport
-from .retry import RetryPolicy
+from .retry import RetryPolicy, sleep_wait
 from .store import Store
 from .sync import run_once
 
@@ -200,9 +200,7 @@ class Daemon:
                     self.health.trackers.pop(name, None)
 
     def _interruptible(self, wait: Callable[[float], bool]) -> Callable[[float], bool]:
-        from .retry import _default_wait
-
-        if wait is not _default_wait:
+        if wait is not sleep_wait:
             return wait  # an injected wait (tests) is used as it is
 
         def w(seconds: float) -> bool:

@@ -40,7 +40,7 @@ class CycleStopped(Exception):
     """The daemon was asked to stop while a tracker's cycle was waiting: abandon it."""
 
 
-def _default_wait(seconds: float) -> bool:
+def sleep_wait(seconds: float) -> bool:
     """Sleep; return True if asked to stop meanwhile (never, for a plain sleep)."""
     threading.Event().wait(seconds)
     return False
@@ -66,7 +66,7 @@ class RetryPolicy:
     max_wait: float = 30.0
     jitter: float = 1.0
     max_retry_after: float = 120.0
-    wait: Callable[[float], bool] = _default_wait
+    wait: Callable[[float], bool] = sleep_wait
     on_retry: Callable[[BaseException, int, float], None] | None = None
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
