@@ -62,16 +62,10 @@ class Finding:
         return KIND_LABELS.get(self.kind, self.kind)
 
 
-class _Match(Protocol):
-    def start(self) -> int: ...
-
-    def end(self) -> int: ...
-
-
 class ExtraPattern(Protocol):
     """A policy's own ``kb.redact`` pattern (RE2 from ``compile_safe``, or ``re``)."""
 
-    def finditer(self, text: str, /) -> Iterator[Any]: ...
+    def finditer(self, text: str, /) -> Iterator[Any]: ...  # matches with start() and end()
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -382,13 +376,12 @@ def _phones(text: str, chain: _Chain, out: list[Finding], state: _PhoneState) ->
     for start, end, regions, last in _phone_windows(text, chain):
         if start < done_until or (technical and start <= first):
             continue  # "build 0102.2026.10", "id 0161 496 0752" (a technical word before it)
-        if state.budget <= 0:
+        found = _match_phone(text, start, end, regions, state)
+        if found == _UNCHECKED:
             s = start + 1 if text[start] == "(" else start
             out.append(Finding("phone_unchecked", s, end))
             done_until = end
             continue
-        state.budget -= 1
-        found = _match_phone(text, start, end, regions, state.cache)
         if found is None and regions != ("US",):
             found = _possible_phone(text, start, end, chain, last)
         if found is not None:
@@ -396,17 +389,25 @@ def _phones(text: str, chain: _Chain, out: list[Finding], state: _PhoneState) ->
             done_until = found[1]
 
 
+_UNCHECKED = (-1, -1)  # what _match_phone says once the budget is spent
+
+
 def _match_phone(
-    text: str, start: int, end: int, regions: tuple[str, ...], cache: _PhoneCache
+    text: str, start: int, end: int, regions: tuple[str, ...], state: _PhoneState
 ) -> tuple[int, int] | None:
+    """The phone number the matcher finds in the window, None, or :data:`_UNCHECKED`."""
     # one character of context each side, for the matcher's own "no letter glued on" checks
     ws = start - 1 if start > 0 and not text[start - 1].isdigit() else start
     we = end + 1 if end < len(text) and not text[end].isdigit() else end
     window = text[ws:we]
     key = (window, regions)
+    cache = state.cache
     if key in cache:
         hit = cache[key]
         return None if hit is None else (ws + hit[0], ws + hit[1])
+    if state.budget <= 0:
+        return _UNCHECKED
+    state.budget -= 1
     found = None
     for region in regions:
         for m in PhoneNumberMatcher(window, region, leniency=Leniency.VALID):
