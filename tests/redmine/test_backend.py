@@ -136,7 +136,7 @@ def test_first_fetch_returns_all_150_issues_once(redmine: RedmineEnv, make_backe
 
 
 def _wait_until_settled(redmine: RedmineEnv, project: str) -> None:
-    """The cursor only vouches for changes two seconds old (see _make_cursor)."""
+    """The cursor only vouches for changes two seconds old (see plugins/redmine/mapping.make_cursor)."""
     r = redmine.server.session().get(
         f"{redmine.url}/issues.json",
         params={"project_id": project, "status_id": "*", "sort": "updated_on:desc", "limit": 1},
