@@ -244,3 +244,82 @@ def test_law_working_is_additive_and_monotone(cal, ts) -> None:
     assert cal.working(a, c) == cal.working(a, b) + cal.working(b, c)
     assert cal.working(a, b) <= cal.working(a, c)
     assert cal.working(c, a) == timedelta(0) or a == c
+
+
+# -- laws where the per-year tables meet: new year and DST, in each calendar's own zone -----
+
+#: instants where a table ends or a day is not 24 hours long, in the calendars' zones
+PIVOTS = [
+    *(datetime(y, 1, 1, tzinfo=ZoneInfo(z)) for y in (2026, 2027, 2028) for z in (
+        "Europe/London", "Europe/Dublin", "America/New_York", "Australia/Sydney", "Asia/Kolkata"
+    )),
+    datetime(2026, 3, 29, 1, tzinfo=UTC),  # Europe: spring forward
+    datetime(2026, 10, 25, 1, tzinfo=UTC),  # Europe: fall back
+    datetime(2026, 3, 8, 7, tzinfo=UTC),  # New York: spring forward
+    datetime(2026, 11, 1, 6, tzinfo=UTC),  # New York: fall back
+    datetime(2026, 4, 4, 16, tzinfo=UTC),  # Sydney: fall back
+    datetime(2026, 10, 3, 16, tzinfo=UTC),  # Sydney: spring forward
+]
+near_pivot = st.builds(
+    lambda p, us: (p + timedelta(microseconds=us)).astimezone(UTC),
+    st.sampled_from(PIVOTS),
+    st.integers(min_value=-4 * 86_400 * 10**6, max_value=4 * 86_400 * 10**6),
+)
+#: spans up to 60 business days: past a year's end from anywhere in December
+spans = st.integers(min_value=0, max_value=60 * 8 * 3600 * 10**6).map(
+    lambda us: timedelta(microseconds=us)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cal=cal_st, a=near_pivot, b=near_pivot)
+def test_law_add_of_working_across_years_and_dst(cal, a, b) -> None:
+    a, b = min(a, b), max(a, b)
+    w = cal.working(a, b)
+    end = cal.add(a, w)
+    assert a <= end <= b
+    assert cal.working(a, end) == w
+    # b inside open time (or at the end of a window): add lands on b itself
+    if b > a and cal.is_open(b - timedelta(microseconds=1)):
+        assert end == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(cal=cal_st, a=near_pivot, d=spans)
+def test_law_working_of_add_across_years_and_dst(cal, a, d) -> None:
+    end = cal.add(a, d)
+    assert cal.working(a, end) == d
+    if end > a:
+        assert cal.working(a, end - timedelta(microseconds=1)) < d
+    # split at any instant in between: the two parts add up (the year tables meet exactly)
+    mid = a + (end - a) / 3
+    assert cal.working(a, mid) + cal.working(mid, end) == d
+    assert cal.add(mid, d - cal.working(a, mid)) == end or d == timedelta(0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(cal=cal_st, t=st.one_of(near_pivot, instants))
+def test_an_instant_is_in_the_table_of_its_local_year(cal, t) -> None:
+    """The integer year bounds agree with the zone: an instant's table is its local year's,
+    and the instant lies within the table's bounds (no zone conversion per call)."""
+    if cal.always:
+        return
+    us = (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    table = cal._table_at(us)
+    assert table.lo <= us < table.hi
+    assert table.year == t.astimezone(cal.zone).year
+    assert table.lo == (datetime(table.year, 1, 1, tzinfo=cal.zone) - datetime(
+        1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert all(table.lo <= s < e <= table.hi for s, e in zip(
+        table.starts[: table.n], table.ends[: table.n], strict=True))
+    assert table.cum[table.n] == table.total == sum(
+        e - s for s, e in zip(table.starts[: table.n], table.ends[: table.n], strict=True))
+
+
+def test_a_year_table_is_arrays_of_64_bit_integers(office: BusinessCalendar) -> None:
+    table = office._year(2026)
+    assert {type(a).__name__ for a in (table.starts, table.ends, table.cum)} == {"array"}
+    assert table.starts.typecode == table.ends.typecode == table.cum.typecode == "q"
+    # 2026 in England: 253 weekdays that are not bank holidays, one window each
+    assert table.n == 253
+    assert table.nbytes() < 8 * 1024

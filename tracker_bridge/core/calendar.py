@@ -5,11 +5,15 @@ A calendar is an IANA zone, weekly opening windows in local wall-clock time, clo
 business day. ``working(t0, t1)`` is the real elapsed time of ``[t0, t1)`` inside open
 windows; ``add(t, d)`` is the earliest ``t' >= t`` with ``working(t, t') == d``.
 
-How it stays fast over long spans: for each local year the calendar builds, once, the list
-of that year's open intervals as UTC instants (integer microseconds) and their running
-total. ``working`` and ``add`` then cost two binary searches and a few additions, whether the
-span is 30 minutes or 15 business days (see benchmarks/). Working in UTC microseconds makes
-the laws exact: DST days simply have 23 or 25 real hours of 00:00-24:00 window.
+How it stays fast over long spans: for each local year the calendar builds, once, the table
+of that year's open intervals as UTC instants (integer microseconds, in ``array('q')``s: about
+6 KiB for a year of weekday windows) with their running total, and the year's bounds as UTC
+integers. ``working`` and ``add`` then cost an integer comparison to find the year (the last
+year used is kept at hand; another year costs a binary search over the UTC years and two
+cached bounds, never a time-zone conversion), a binary search for the start and, for ``add``,
+one over the running totals, whether the span is 30 minutes or 60 business days (see
+benchmarks/). Working in UTC microseconds makes the laws exact: DST days simply have 23 or 25
+real hours of 00:00-24:00 window.
 
 A window boundary that falls in a DST gap (a wall-clock time that does not exist) is moved
 to the instant of the transition; in a DST fold the first occurrence is taken.
@@ -26,9 +30,9 @@ and at most 331 years are ever built.
 
 from __future__ import annotations
 
-import bisect
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,9 +64,14 @@ def to_us(dt: datetime) -> int:
 
     Raises :class:`CalendarError` for a naive instant or one outside 1970-01-01..2300-01-01.
     """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise CalendarError(f"naive datetime {dt.isoformat()} (instants must carry a time zone)")
-    us = (dt - _EPOCH) // _US
+    try:
+        us = (dt - _EPOCH) // _US
+    except TypeError:  # naive (or a tzinfo whose utcoffset is None): no instant at all
+        if isinstance(dt, datetime) and (dt.tzinfo is None or dt.utcoffset() is None):
+            raise CalendarError(
+                f"naive datetime {dt.isoformat()} (instants must carry a time zone)"
+            ) from None
+        raise
     if not _MIN_US <= us <= _HORIZON_US:
         raise CalendarError(
             f"{dt.isoformat()} is outside the range the calendars compute in "
@@ -113,12 +122,77 @@ def validate_holiday_spec(spec: str) -> None:
     holiday_dates(spec, 2026)
 
 
-@dataclass(frozen=True, slots=True)
+_DAY_US = 86_400 * 1_000_000
+#: past every instant: the end of each table's sentinel interval
+_NEVER = 1 << 62
+
+
 class _Year:
-    starts: list[int]  # interval starts, UTC microseconds, ascending
-    ends: list[int]  # interval ends
-    cum: list[int]  # cum[i] = working time before interval i within the year
-    total: int
+    """One local year's open intervals, as UTC microseconds in ``array('q')``s.
+
+    ``lo``/``hi``: the UTC instants of local midnight on 1 January of the year and of the next
+    (every interval lies in ``[lo, hi]``; a DST gap at midnight gives the transition instant).
+    ``starts``/``ends``: the ``n`` intervals, ascending, disjoint, not touching, then a
+    sentinel ``(hi, never)`` that ends every scan. ``cum[i]``: open time in the year before
+    interval ``i`` (``cum[n] == total``). ``days[k]``: the first interval that ends after
+    ``lo + k`` days, so that finding an instant's interval is an index and a step or two
+    instead of a binary search.
+    """
+
+    __slots__ = ("cum", "days", "ends", "hi", "lo", "n", "starts", "total", "year")
+
+    def __init__(self, year: int, lo: int, hi: int, starts: list[int], ends: list[int]) -> None:
+        self.year = year
+        self.lo = lo
+        self.hi = hi
+        n = self.n = len(starts)
+        cum = [0] * (n + 1)
+        total = 0
+        for i in range(n):
+            cum[i] = total
+            total += ends[i] - starts[i]
+        cum[n] = self.total = total
+        days = []
+        i = 0
+        for k in range((hi - lo) // _DAY_US + 1):
+            day_start = lo + k * _DAY_US
+            while i < n and ends[i] <= day_start:
+                i += 1
+            days.append(i)
+        self.starts = array("q", starts)
+        self.starts.append(hi)
+        self.ends = array("q", ends)
+        self.ends.append(_NEVER)
+        self.cum = array("q", cum)
+        self.days = array("H" if n < 65535 else "L", days)
+
+    def within(self, us: int) -> int:
+        """Open time from ``lo`` to ``us`` (``lo <= us <= hi``)."""
+        i = self.days[(us - self.lo) // _DAY_US]
+        ends = self.ends
+        while ends[i] <= us:
+            i += 1
+        start = self.starts[i]
+        return self.cum[i] + (us - start if us > start else 0)
+
+    def nbytes(self) -> int:
+        """Bytes held by the table's arrays (their items)."""
+        return sum(a.itemsize * len(a) for a in (self.starts, self.ends, self.cum, self.days))
+
+
+#: no year: an empty range, so that the first lookup of a calendar always misses
+_NO_YEAR = _Year(0, 0, 0, [], [])
+
+#: UTC instants of 1 January 00:00 of the years 1969..2302 (a local year is one of three
+#: neighbouring UTC years: offsets are under 26 hours)
+_FIRST_UTC_YEAR = 1969
+_UTC_YEAR_STARTS = array(
+    "q",
+    [
+        (datetime(y, 1, 1, tzinfo=UTC) - _EPOCH) // _US
+        for y in range(_FIRST_UTC_YEAR, HORIZON.year + 3)
+    ],
+)
 
 
 class BusinessCalendar:
@@ -168,6 +242,10 @@ class BusinessCalendar:
             raise CalendarError(f"calendar {name!r}: business_day is longer than 24 hours")
         self._years: dict[int, _Year] = {}
         self._holidays: dict[int, frozenset[date]] = {}
+        #: local year -> UTC microseconds of its 1 January 00:00 (filled as years are met)
+        self._year_starts: dict[int, int] = {}
+        #: the table used last: most calls fall in the year of the one before
+        self._hot: _Year = _NO_YEAR
 
     @classmethod
     def always_open(cls, name: str = "always") -> BusinessCalendar:
@@ -250,11 +328,16 @@ class BusinessCalendar:
             table = self._years[year] = self._build_year(year)
         return table
 
+    def _year_start(self, year: int) -> int:
+        """UTC microseconds of local midnight starting 1 January of ``year`` (cached)."""
+        us = self._year_starts.get(year)
+        if us is None:
+            us = self._year_starts[year] = self._local_us(date(year, 1, 1), 0)
+        return us
+
     def _build_year(self, year: int) -> _Year:
         starts: list[int] = []
         ends: list[int] = []
-        cum: list[int] = []
-        total = 0
         closed = self.closed_dates(year)
         day = date(year, 1, 1)
         one = timedelta(days=1)
@@ -270,48 +353,54 @@ class BusinessCalendar:
                         if us1 <= us0:
                             continue
                         if us0 == ends[-1]:
-                            total += us1 - us0
                             ends[-1] = us1
                             continue
                     starts.append(us0)
                     ends.append(us1)
-                    cum.append(total)
-                    total += us1 - us0
             day += one
-        return _Year(starts, ends, cum, total)
+        return _Year(year, self._year_start(year), self._year_start(year + 1), starts, ends)
+
+    def _table_at(self, us: int) -> _Year:
+        """The table of the local year holding ``us`` (in range); it becomes the hot one."""
+        table = self._hot
+        if table.lo <= us < table.hi:
+            return table
+        year = bisect_right(_UTC_YEAR_STARTS, us) - 1 + _FIRST_UTC_YEAR
+        if us < self._year_start(year):
+            year -= 1
+        elif us >= self._year_start(year + 1):
+            year += 1
+        table = self._hot = self._year(year)
+        return table
 
     def _year_of(self, us: int) -> int:
-        return from_us(us).astimezone(self.zone).year
-
-    def _year_bounds(self, year: int) -> tuple[int, int]:
-        return self._local_us(date(year, 1, 1), 0), self._local_us(date(year + 1, 1, 1), 0)
-
-    def _within_year(self, table: _Year, us: int) -> int:
-        """Working time from the start of the table's year to ``us`` (inside that year)."""
-        i = bisect.bisect_right(table.starts, us) - 1
-        if i < 0:
-            return 0
-        return table.cum[i] + min(us, table.ends[i]) - table.starts[i]
+        """The local year an instant falls in, by the year bounds (no zone conversion)."""
+        return self._table_at(us).year
 
     # -- the two operations -----------------------------------------------------------------------
 
     def working_us(self, t0: int, t1: int) -> int:
         """``working`` on integer microseconds (both within 1970-01-01..2300-01-01)."""
-        _check_us(t0)
-        _check_us(t1)
+        if not (_MIN_US <= t0 <= _HORIZON_US and _MIN_US <= t1 <= _HORIZON_US):
+            _check_us(t0)
+            _check_us(t1)
         if t1 <= t0:
             return 0
         if self.always:
             return t1 - t0
-        y0, y1 = self._year_of(t0), self._year_of(t1)
-        if y0 == y1:
-            table = self._year(y0)
-            return self._within_year(table, t1) - self._within_year(table, t0)
-        first = self._year(y0)
-        result = first.total - self._within_year(first, t0)
-        for y in range(y0 + 1, y1):
-            result += self._year(y).total
-        return result + self._within_year(self._year(y1), t1)
+        table = self._hot
+        if not table.lo <= t0 < table.hi:
+            table = self._table_at(t0)
+        if t1 <= table.hi:  # the same year (or its very end)
+            return table.within(t1) - table.within(t0)
+        result = table.total - table.within(t0)
+        year = table.year + 1
+        while True:
+            table = self._year(year)
+            if t1 <= table.hi:
+                return result + table.within(t1)
+            result += table.total
+            year += 1
 
     def add_us(self, t: int, d: int) -> int:
         """``add`` on integer microseconds.
@@ -321,27 +410,42 @@ class BusinessCalendar:
         """
         if d < 0:
             raise CalendarError("add() takes a non-negative duration")
-        _check_us(t)
+        if not _MIN_US <= t <= _HORIZON_US:
+            _check_us(t)
         if d == 0 or self.always:
             if d > _HORIZON_US - t:
                 raise self._beyond_horizon(t, d)
             return t + d
-        year = self._year_of(t)
-        last = self._year_of(_HORIZON_US)
-        table = self._year(year)
-        target = self._within_year(table, t) + d
+        table = self._hot
+        if not table.lo <= t < table.hi:
+            table = self._table_at(t)
+        # table.within(t), inlined: this is the hot path of every deadline
+        i = table.days[(t - table.lo) // _DAY_US]
+        ends = table.ends
+        while ends[i] <= t:
+            i += 1
+        cum = table.cum
+        start = table.starts[i]
+        target = cum[i] + (t - start if t > start else 0) + d
+        if i < table.n and target <= cum[i + 1]:  # used up in t's interval or the next one
+            out = ends[i] - (cum[i + 1] - target)
+            if out <= _HORIZON_US:
+                return out
+            raise self._beyond_horizon(t, d)
         while True:
-            if target <= table.total and table.starts:
-                i = self._first_reaching(table, target)
-                out = table.starts[i] + (target - table.cum[i])
+            if target <= table.total:
+                cum = table.cum
+                # the first interval whose end reaches target (after i within t's year)
+                j = bisect_left(cum, target, i + 2) - 1
+                out = table.ends[j] - (cum[j + 1] - target)
                 if out <= _HORIZON_US:
                     return out
                 break
-            if year >= last:
+            if table.hi > _HORIZON_US:  # the year holding the horizon: search no further
                 break
             target -= table.total
-            year += 1
-            table = self._year(year)
+            table = self._year(table.year + 1)
+            i = -1
         raise self._beyond_horizon(t, d)
 
     def _beyond_horizon(self, t: int, d: int) -> CalendarError:
@@ -356,18 +460,6 @@ class BusinessCalendar:
             "the end of the range the calendars compute in (is the calendar open at all? "
             "check its week, closed dates and holidays)"
         )
-
-    @staticmethod
-    def _first_reaching(table: _Year, target: int) -> int:
-        """Index of the first interval i with cum[i] + len(i) >= target (target > 0)."""
-        lo, hi = 0, len(table.starts) - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if table.cum[mid] + table.ends[mid] - table.starts[mid] >= target:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
 
     def working(self, t0: datetime, t1: datetime) -> timedelta:
         """Real elapsed time of ``[t0, t1)`` that lies inside open windows (0 if t1 <= t0)."""
