@@ -123,3 +123,17 @@ def test_a_ticket_the_engine_cannot_read_is_its_own_error(make_config, pm,
     with Store(cfg.state) as st:
         assert st.count("errors", key="2", kind="evaluate") == 1
         assert st.get_cursor("desk") is not None  # the cycle went on and committed
+
+
+def test_a_lone_surrogate_from_a_tracker_is_read_not_an_error(make_config, pm) -> None:
+    # JSON may carry "\ud800"; UTF-8 (and so RE2) cannot: the ticket reads it as U+FFFD
+    cfg = make_config([tracker_entry(write=WRITE_KB)])
+    desk = MemoryTracker.named("desk")
+    desk.clock = lambda: at(10, 5)
+    desk.create("Screen \ud800 frozen", key="1", created=CREATED, description="x\udcff",
+                fields={"priority": "High", "component": "EMR \ud83d"})
+    t = desk.get("1")
+    assert t.subject == "Screen \ufffd frozen" and t.fields["component"] == "EMR \ufffd"
+    r = bounded(run_once, cfg, now=at(10, 30), pm=pm)
+    assert r.ok, r.errors
+    assert "sla-high" in desk.get("1").labels

@@ -61,14 +61,18 @@ def compile_safe(pattern: str, *, ignore_case: bool = False) -> re2._Regexp:
         raise RegexError(f"{why}{hint}") from None
 
 
+#: every lone surrogate to U+FFFD, the replacement character
+_SURROGATES = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+
+
 def scrub(text: str) -> str:
     """``text`` as RE2 can take it: a lone surrogate (``"\\ud800"``, which a tracker's JSON
-    can carry and UTF-8 cannot encode) becomes ``?``, one character for one, so positions
+    can carry and UTF-8 cannot encode) becomes U+FFFD, one character for one, so positions
     in the result are positions in ``text``."""
     if text.isascii():
         return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
+        return text.translate(_SURROGATES)
     return text

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .durations import instant_problem
+from .saferegex import scrub
 
 EventKind = Literal["status", "comment", "field"]
 EVENT_KINDS: tuple[str, ...] = ("status", "comment", "field")
@@ -71,6 +72,11 @@ class HistoryEvent:
     public: bool = True
     text: str | None = None
 
+    def __post_init__(self) -> None:
+        # a comment's text meets RE2 (markers, redaction): no lone surrogate in it
+        if self.text is not None and not self.text.isascii():
+            object.__setattr__(self, "text", scrub(self.text))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"at": self.at.isoformat(), "kind": self.kind}
         if self.kind == "field":
@@ -102,6 +108,17 @@ class Ticket:
     fields: Mapping[str, str | None] = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     history: tuple[HistoryEvent, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Text a tracker's JSON hands over may hold a lone surrogate ("\\ud800"), which RE2
+        # (overrides, redaction) cannot take: it becomes "?" here, once, for every reader.
+        for name in ("subject", "description"):
+            value = getattr(self, name)
+            if not value.isascii():
+                object.__setattr__(self, name, scrub(value))
+        if not all(v is None or v.isascii() for v in self.fields.values()):
+            object.__setattr__(self, "fields", {
+                k: None if v is None else scrub(v) for k, v in self.fields.items()})
 
     @property
     def ref(self) -> str:
