@@ -185,3 +185,12 @@ def test_changelog_paging_ends_on_total(rsps: responses.RequestsMock,
     make_backend().fetch_ticket("SD-7")
     pages = [query(r)["startAt"] for r in calls(rsps, "GET", "/rest/api/3/issue/SD-7/changelog")]
     assert pages == ["0", "2", "4"]
+
+
+def test_a_lone_surrogate_in_a_comment_does_not_hide_its_marker() -> None:
+    from tracker_bridge.plugins.jira.mapping import comment_text, posted_keys
+
+    wiki = {"body": "caf\ud800\n\n\\[tracker-bridge:note=kb\\]"}  # Data Center, escaped
+    assert comment_text(wiki).endswith("[tracker-bridge:note=kb]")
+    assert posted_keys([wiki, {"body": text_to_adf("x\ud800\n\n[tracker-bridge:note=a:b]")}]) \
+        == {"kb", "a:b"}

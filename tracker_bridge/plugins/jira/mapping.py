@@ -49,7 +49,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ...backend import Diff, marker_keys, same_deadline
-from ...core.saferegex import compile_safe
+from ...core.saferegex import compile_safe, scrub
 from ...core.ticket import HistoryEvent, Ticket
 from ...errors import TicketWriteRejected
 from .._http import read_seen_cursor
@@ -242,7 +242,7 @@ def comment_text(c: Mapping[str, Any]) -> str:
     """A comment's plain text (ADF on v3, wiki text on v2), escaped markers read back."""
     body = c.get("body")
     text = adf_to_text(body) if isinstance(body, Mapping) else str(body or "")
-    return _ESCAPED_MARKER_RE.sub(r"[\1]", text)
+    return _ESCAPED_MARKER_RE.sub(r"[\1]", scrub(text))
 
 
 def posted_keys(comments: Iterable[Mapping[str, Any]]) -> set[str]:
