@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from .calendar import BusinessCalendar
 from .durations import Duration
@@ -26,9 +27,15 @@ METRICS = ("response", "resolution")
 RESPONSE_EVENTS = ("status_change", "public_comment")
 
 
+_NOT_LABEL = re.compile(r"[^A-Za-z0-9_.:-]+")
+
+
+@lru_cache(maxsize=4096)
 def slug(text: str) -> str:
-    """A label-safe form of a name: no spaces (JIRA labels cannot hold them); case is kept."""
-    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", text.strip()).strip("-") or "x"
+    """A label-safe form of a name: no spaces (JIRA labels cannot hold them); case is kept.
+
+    Cached: a policy's few names are slugged once, not on every verdict."""
+    return _NOT_LABEL.sub("-", text.strip()).strip("-") or "x"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +161,9 @@ class Policy:
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
+    #: the engine's compiled form of this policy (targets in microseconds, labels, lookups),
+    #: built by ``engine.compiled`` on first use; a policy derived by ``replace`` gets its own
+    compiled: Any = dc_field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         index = {

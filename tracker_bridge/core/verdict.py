@@ -7,7 +7,8 @@ note carrying a stable key so that it is posted at most once per ticket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import FrozenInstanceError, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,16 +32,69 @@ def iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.isoformat()
 
 
-@dataclass(frozen=True, slots=True)
+def _frozen(self: object, name: str, value: object = None) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
 class Note:
     """A note the engine wants on the ticket.
 
     ``key`` is stable across cycles (``breach:resolution``, ``tier:L3``, ``level:manager``,
     ``kb``): the sync layer posts a note once per (ticket, key) and marks it with the key.
+
+    ``Note(key, text)`` holds its text; the engine makes its notes with :meth:`later`, whose
+    text is written on first read (a KB note runs redaction over the whole ticket: a sync
+    cycle that finds the note posted already never reads it). Either way a note is frozen
+    and compares, hashes and prints by ``(key, text)``, like the dataclass it was.
     """
 
+    __slots__ = ("_make", "_text", "key")
+    __match_args__ = ("key", "text")
     key: str
-    text: str
+
+    def __init__(self, key: str, text: str) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "_text", text)
+        object.__setattr__(self, "_make", None)
+
+    @classmethod
+    def later(cls, key: str, make: Callable[[], str]) -> Note:
+        """A note whose text ``make()`` writes the first time it is read (``make`` must be
+        pure: it may run more than once when threads race to read the text)."""
+        note = cls.__new__(cls)
+        object.__setattr__(note, "key", key)
+        object.__setattr__(note, "_text", None)
+        object.__setattr__(note, "_make", make)
+        return note
+
+    @property
+    def text(self) -> str:
+        make = self._make  # read before _text: a racing reader clears _make after _text
+        text = self._text
+        if text is None:
+            assert make is not None
+            text = make()
+            object.__setattr__(self, "_text", text)
+            object.__setattr__(self, "_make", None)
+        return text
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, Note)
+            return (self.key, self.text) == (other.key, other.text)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.text))
+
+    def __repr__(self) -> str:
+        return f"Note(key={self.key!r}, text={self.text!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Note, (self.key, self.text))
 
     def to_dict(self) -> dict[str, str]:
         return {"key": self.key, "text": self.text}
@@ -72,9 +126,28 @@ class MetricVerdict:
         }
 
 
-@dataclass(frozen=True, slots=True)
+_VERDICT_FIELDS = (
+    "ticket", "now", "class_", "class_rule", "plan", "metrics", "tier", "escalate_to", "level",
+    "level_index", "labels", "label_prefix", "notes", "next_change", "warnings", "reasons",
+    "stopped_at",
+)
+
+
 class Verdict:
-    """Everything the engine decided about one ticket at one instant."""
+    """Everything the engine decided about one ticket at one instant.
+
+    Built and compared like the frozen dataclass it was (same fields, same order, equality
+    and repr over every field), with one difference: the engine hands over ``reasons`` as a
+    function (:meth:`explained_later`), run the first time ``reasons`` is read, since only
+    ``explain`` reads them.
+    """
+
+    __slots__ = (
+        "_explain", "_reasons", "class_", "class_rule", "escalate_to", "label_prefix", "labels",
+        "level", "level_index", "metrics", "next_change", "notes", "now", "plan", "stopped_at",
+        "ticket", "tier", "warnings",
+    )
+    __match_args__ = _VERDICT_FIELDS
 
     ticket: str
     now: datetime
@@ -91,12 +164,95 @@ class Verdict:
     notes: tuple[Note, ...]
     #: the earliest instant after ``now`` at which the verdict changes with no tracker event
     #: (a metric turning at-risk or breached, a tier's time or an escalation level running out)
-    next_change: datetime | None = None
-    warnings: tuple[str, ...] = ()
-    #: the reasoning in words, for ``explain``
-    reasons: tuple[str, ...] = field(default=())
+    next_change: datetime | None
+    warnings: tuple[str, ...]
     #: when the ticket last entered a resolved or closed status, if it is there at ``now``
-    stopped_at: datetime | None = None
+    stopped_at: datetime | None
+
+    def __init__(
+        self,
+        ticket: str,
+        now: datetime,
+        class_: str,
+        class_rule: str,
+        plan: str,
+        metrics: dict[str, MetricVerdict],
+        tier: str | None,
+        escalate_to: str | None,
+        level: str | None,
+        level_index: int | None,
+        labels: frozenset[str],
+        label_prefix: str,
+        notes: tuple[Note, ...],
+        next_change: datetime | None = None,
+        warnings: tuple[str, ...] = (),
+        reasons: tuple[str, ...] = (),
+        stopped_at: datetime | None = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "ticket", ticket)
+        put(self, "now", now)
+        put(self, "class_", class_)
+        put(self, "class_rule", class_rule)
+        put(self, "plan", plan)
+        put(self, "metrics", metrics)
+        put(self, "tier", tier)
+        put(self, "escalate_to", escalate_to)
+        put(self, "level", level)
+        put(self, "level_index", level_index)
+        put(self, "labels", labels)
+        put(self, "label_prefix", label_prefix)
+        put(self, "notes", notes)
+        put(self, "next_change", next_change)
+        put(self, "warnings", warnings)
+        put(self, "_reasons", reasons)
+        put(self, "_explain", None)
+        put(self, "stopped_at", stopped_at)
+
+    @classmethod
+    def explained_later(
+        cls, explain: Callable[[], tuple[str, ...]], **fields: Any
+    ) -> Verdict:
+        """A verdict whose ``reasons`` are ``explain()``, run on first read (pure, like
+        :meth:`Note.later`); ``fields`` are every other field, by name."""
+        verdict = cls(**fields)
+        object.__setattr__(verdict, "_reasons", None)
+        object.__setattr__(verdict, "_explain", explain)
+        return verdict
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """The reasoning in words, for ``explain``."""
+        explain = self._explain  # read before _reasons, as in Note.text
+        reasons = self._reasons
+        if reasons is None:
+            assert explain is not None
+            reasons = explain()
+            object.__setattr__(self, "_reasons", reasons)
+            object.__setattr__(self, "_explain", None)
+        return reasons
+
+    __setattr__ = _frozen
+    __delattr__ = _frozen
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _VERDICT_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, Verdict)
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in _VERDICT_FIELDS)
+        return f"Verdict({inner})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Verdict, self._fields())
 
     @property
     def deadlines(self) -> dict[str, datetime | None]:
