@@ -67,7 +67,7 @@ def to_us(dt: datetime) -> int:
     try:
         us = (dt - _EPOCH) // _US
     except TypeError:  # naive (or a tzinfo whose utcoffset is None): no instant at all
-        if isinstance(dt, datetime) and (dt.tzinfo is None or dt.utcoffset() is None):
+        if dt.tzinfo is None or dt.utcoffset() is None:
             raise CalendarError(
                 f"naive datetime {dt.isoformat()} (instants must carry a time zone)"
             ) from None

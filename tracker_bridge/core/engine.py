@@ -2,9 +2,8 @@
 
 ``evaluate`` reconstructs the ticket's life as of ``now`` from its history, classifies it,
 picks its plan and calendars, runs the response and resolution clocks with their pauses and
-stops, works out functional and hierarchical escalation, and returns the desired state as a
-:class:`Verdict` (docs/semantics.md: "The clocks", "Escalation", "What the engine
-writes"). It reads no clock and does no I/O.
+stops (docs/semantics.md), works out functional and hierarchical escalation, and returns the
+desired state as a :class:`Verdict`. It reads no clock and does no I/O.
 
 Choices where the contract is silent (documented in docs/semantics.md):
 - the ticket is seen as it was at ``now``: history events after ``now`` are undone;
@@ -15,26 +14,300 @@ Choices where the contract is silent (documented in docs/semantics.md):
   when status changes are response events;
 - tier time pauses like the metrics (waiting, resolved); a ``created`` level trigger counts
   working time since creation with no pauses.
+
+How it stays fast (benchmarks/README.md): a policy is compiled once, on its first verdict
+(:func:`compiled`): targets, warning thresholds, tier limits and level thresholds become
+integer microseconds per (class, plan, metric), labels are made once, lookups are
+case-folded once, and the override patterns are first tried as one combined pattern. A
+verdict then reads the history in one pass, converting each instant once, and does its
+arithmetic on integers. The texts only ``explain`` and the tracker's notes need (the
+verdict's ``reasons``, each note's text, the KB note with its redaction) are written when
+first read, from what the verdict kept: equal to what writing them at once would give.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from .calendar import BusinessCalendar, from_us, to_us
-from .durations import format_duration
+import re2
+
+from .calendar import HORIZON, BusinessCalendar, from_us, to_us
+from .durations import Duration, format_duration
 from .kb import kb_note
-from .policy import METRICS, Policy, slug
-from .ticket import HistoryEvent, Ticket
+from .policy import METRICS, Condition, Plan, Policy, Trigger, slug
+from .ticket import Ticket
 from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict
 
 _STOPPED_GROUPS = ("resolved", "closed")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_HORIZON_US = (HORIZON - _EPOCH) // _US
+#: every note marker starts so: a comment without it cannot hold one (no RE2 call needed)
+_MARKER_START = "[tracker-bridge:note="
+#: memo tables keyed by values from tickets (status names, plan names) are emptied past this
+_MEMO_LIMIT = 4096
 
 
 def _td(us: int) -> timedelta:
     return timedelta(microseconds=us)
+
+
+def _folded(table: Mapping[str, str]) -> dict[str, str]:
+    """``table`` keyed by stripped, case-folded keys; the first key of a fold wins."""
+    out: dict[str, str] = {}
+    for k, v in table.items():
+        out.setdefault(k.strip().casefold(), v)
+    return out
+
+
+#: RE2 options that must agree for patterns to be combined into one
+_RE2_OPTIONS = (
+    "max_mem", "encoding", "posix_syntax", "longest_match", "literal", "never_nl", "dot_nl",
+    "never_capture", "case_sensitive", "perl_classes", "word_boundary", "one_line",
+)
+
+
+def _any_of(patterns: Sequence[object]) -> Any | None:
+    """One RE2 pattern matching where any of ``patterns`` matches, or None when they cannot
+    be combined (not all RE2, different options, a literal, or too big together)."""
+    if len(patterns) < 2 or not all(isinstance(p, re2._Regexp) for p in patterns):
+        return None
+    options = [tuple(getattr(p.options, o, None) for o in _RE2_OPTIONS) for p in patterns]
+    if len(set(options)) != 1 or getattr(patterns[0].options, "literal", False):  # type: ignore[attr-defined]
+        return None
+    # each pattern in its own group: a flag such as (?i) at its start stays inside it
+    combined = "|".join(f"(?:{p.pattern})" for p in patterns)  # type: ignore[attr-defined]
+    try:
+        return re2.compile(combined, patterns[0].options)  # type: ignore[attr-defined]
+    except Exception:  # too big together, or a duplicate group name: try them one by one
+        return None
+
+
+class _Compiled:
+    """What ``evaluate`` needs of a policy, worked out once (see :func:`compiled`).
+
+    Per (class, plan, metric) and per tier and level the values are computed on first use
+    and kept: a policy with many classes and plans pays only for the combinations its
+    tickets meet, and an error (a hand-built duration too long to resolve) is raised where
+    the engine meets it, as before, and never kept.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        #: status name -> (group, whether the clocks run in it)
+        self.groups: dict[str | None, tuple[str, bool]] = {}
+        events = policy.response_events
+        self.on_status = "status_change" in events
+        self.on_comment = "public_comment" in events
+        cl = policy.classify
+        self.class_field = cl.field
+        self.map_exact = cl.map
+        self.map_folded = _folded(cl.map)
+        self.matrix = cl.matrix
+        self.rows: dict[str, str] = {}
+        self.row_maps: dict[str, tuple[Mapping[str, str], dict[str, str]]] = {}
+        if cl.matrix is not None:
+            for k, row in cl.matrix.table.items():
+                self.rows.setdefault(k.casefold(), k)
+                self.row_maps[k] = (row, _folded(row))
+        self.overrides: list[tuple[int, str, Condition, frozenset[str] | None]] = [
+            (i, o.class_, o.when,
+             None if o.when.in_ is None else frozenset(x.casefold() for x in o.when.in_))
+            for i, o in enumerate(cl.overrides)
+        ]
+        self.text_any = _any_of(
+            [o.when.text_matches for o in cl.overrides if o.when.text_matches is not None]
+        )
+        self.plans: dict[str | None, tuple[Plan, str | None]] = {}
+        self.class_labels = {c: policy.class_label(c) for c in policy.classes}
+        self.state_labels = {
+            (state, metric): policy.label("at-risk" if state == "at_risk" else state, metric)
+            for state in ("at_risk", "breached")
+            for metric in METRICS
+        }
+        self.paused_label = policy.label("paused")
+        tiers = policy.tiers
+        self.tiers = tiers
+        self.tier_folded: dict[str, str] = {}
+        self.tier_next: dict[str, str | None] = {}
+        self.tier_labels: dict[str, str] = {}
+        if tiers is not None:
+            for i, t in enumerate(tiers.order):
+                self.tier_folded.setdefault(t.casefold(), t)
+                self.tier_next[t] = tiers.order[i + 1] if i + 1 < len(tiers.order) else None
+                self.tier_labels[t] = policy.label("escalate-to", t)
+        esc = policy.escalation
+        self.escalation = esc
+        self.level_labels: list[str] = []
+        self.level_keys: list[str] = []
+        if esc is not None:
+            self.level_labels = [policy.label("level", lv.name) for lv in esc.levels]
+            self.level_keys = [f"level:{slug(lv.name)}" for lv in esc.levels]
+        self.metric_memo: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self.tier_memo: dict[tuple[str, str, str], tuple[Any, ...] | None] = {}
+        self.trigger_memo: dict[tuple[int, str, str], tuple[Any, ...]] = {}
+
+    # -- lookups from ticket values ----------------------------------------------------------
+
+    def group(self, status: str | None) -> tuple[str, bool]:
+        g = self.groups.get(status)
+        if g is None:
+            name = self.policy.status_group(status)
+            g = (name, name not in ("waiting", "resolved", "closed"))
+            if len(self.groups) >= _MEMO_LIMIT:
+                self.groups.clear()
+            self.groups[status] = g
+        return g
+
+    def plan_for(self, name: str | None) -> tuple[Plan, str | None]:
+        p = self.plans.get(name)
+        if p is None:
+            p = self.policy.plan_for(name)
+            if len(self.plans) >= _MEMO_LIMIT:
+                self.plans.clear()
+            self.plans[name] = p
+        return p
+
+    # -- per class and plan ------------------------------------------------------------------
+
+    def metric(self, class_: str, plan: str, metric: str) -> tuple[Any, ...]:
+        """``(calendar, its name, target timedelta, target us, warning threshold us)``; the
+        last three None when the class has no target for the metric."""
+        key = (class_, plan, metric)
+        info = self.metric_memo.get(key)
+        if info is None:
+            p = self.policy
+            cal_name = p.calendar_name(class_, plan, metric)
+            target_td = p.target(class_, plan, metric)
+            if target_td is None:
+                info = (p.calendars[cal_name], cal_name, None, None, None)
+            else:
+                target = target_td // _US
+                info = (p.calendars[cal_name], cal_name, target_td, target,
+                        math.ceil(target * p.warn_at))
+            self.metric_memo[key] = info
+        return info
+
+    def tier_limit(self, tier: str, class_: str, plan: str) -> tuple[Any, ...] | None:
+        """``(limit as written, limit us, calendar, next tier)``, or None: no limit here."""
+        key = (tier, class_, plan)
+        if key in self.tier_memo:
+            return self.tier_memo[key]
+        assert self.tiers is not None
+        limit_d = self.tiers.ladder[tier].get(class_)
+        nxt = self.tier_next[tier]
+        info = None
+        if limit_d is not None and nxt is not None:
+            cal = self.policy.calendar(class_, plan, "resolution")
+            info = (limit_d, limit_d.resolve(cal.business_day) // _US, cal, nxt)
+        self.tier_memo[key] = info
+        return info
+
+    def trigger(self, idx: int, trig: Trigger, class_: str, plan: str) -> tuple[Any, ...]:
+        """``(metric, threshold us or None)`` for a fraction of a target, ``(None, calendar,
+        duration us)`` for time since creation."""
+        key = (idx, class_, plan)
+        info = self.trigger_memo.get(key)
+        if info is None:
+            p = self.policy
+            if trig.metric is not None and trig.fraction is not None:
+                target_td = p.target(class_, plan, trig.metric)
+                threshold = (
+                    None if target_td is None
+                    else math.ceil((target_td // _US) * trig.fraction)
+                )
+                info = (trig.metric, threshold)
+            else:
+                assert trig.created is not None
+                cal = p.calendars[trig.calendar] if trig.calendar else p.calendar(class_, plan)
+                info = (None, cal, trig.created.resolve(cal.business_day) // _US)
+            self.trigger_memo[key] = info
+        return info
+
+
+def compiled(policy: Policy) -> _Compiled:
+    """The policy's compiled form, made on first use and kept on the policy."""
+    c = policy.compiled
+    if c is None:
+        c = _Compiled(policy)
+        object.__setattr__(policy, "compiled", c)
+    return c
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def _classify(
+    c: _Compiled, ticket: Ticket, fields: Mapping[str, str | None]
+) -> tuple[str, str, tuple[Any, ...]]:
+    """``(class, rule, why)``; ``why`` is what :func:`_why_class` words."""
+    if c.overrides:
+        text = f"{ticket.subject}\n{ticket.description}"
+        texts_may_match = c.text_any is None or c.text_any.search(text) is not None
+        for i, class_, w, folded_in in c.overrides:
+            if w.text_matches is not None and (
+                not texts_may_match or not w.text_matches.search(text)
+            ):
+                continue
+            if w.field is not None:
+                value = fields.get(w.field)
+                if (
+                    value is None
+                    or (folded_in is not None and value.strip().casefold() not in folded_in)
+                    or (w.matches is not None and not w.matches.search(value))
+                ):
+                    continue
+            if w.labels_any is not None and not (set(ticket.labels) & w.labels_any):
+                continue
+            return class_, f"override:{i}", ("override", i, w)
+    field = c.class_field
+    value = fields.get(field)
+    if value is not None:
+        mapped = c.map_exact.get(value) if value in c.map_exact else c.map_folded.get(
+            value.strip().casefold())
+        if mapped is not None:
+            return mapped, f"map:{field}", ("map", field, value, mapped)
+    m = c.matrix
+    if m is not None:
+        u, i_ = fields.get(m.urgency), fields.get(m.impact)
+        if u is not None and i_ is not None:
+            row_key = c.rows.get(u.strip().casefold())
+            if row_key is not None:
+                row, row_folded = c.row_maps[row_key]
+                cls = row[i_] if i_ in row else row_folded.get(i_.strip().casefold())
+                if cls is not None:
+                    return cls, f"matrix:{m.urgency}x{m.impact}", ("matrix", m, u, i_, cls)
+    default = c.policy.default_class
+    return default, "default", ("default", default)
+
+
+def _why_class(why: tuple[Any, ...]) -> str:
+    kind = why[0]
+    if kind == "override":
+        return f"override rule {why[1]}: {why[2].describe()}"
+    if kind == "map":
+        _, field, value, mapped = why
+        return f"{field} is {value!r}, mapped to {mapped}"
+    if kind == "matrix":
+        _, m, u, i_, cls = why
+        return f"{m.urgency} {u!r} x {m.impact} {i_!r} in the matrix gives {cls}"
+    return f"no rule matched; the default class is {why[1]}"
+
+
+def classify(
+    policy: Policy, ticket: Ticket, fields: Mapping[str, str | None]
+) -> tuple[str, str, str]:
+    """``(class, rule, reason)``: overrides, then the mapped field, the matrix, the default."""
+    class_, rule, why = _classify(compiled(policy), ticket, fields)
+    return class_, rule, _why_class(why)
+
+
+# -- the clocks ------------------------------------------------------------------------------
 
 
 class _Clock:
@@ -43,271 +316,355 @@ class _Clock:
     __slots__ = ("cal", "elapsed", "intervals", "ongoing", "works")
 
     def __init__(
-        self, cal: BusinessCalendar, intervals: tuple[tuple[int, int], ...], ongoing: bool
+        self, cal: BusinessCalendar, intervals: list[tuple[int, int]], ongoing: bool
     ) -> None:
         self.cal = cal
         self.intervals = intervals
         self.ongoing = ongoing
-        self.works = [cal.working_us(a, b) for a, b in intervals]
-        self.elapsed = sum(self.works)
+        working = cal.working_us
+        self.works = works = [working(a, b) for a, b in intervals]
+        self.elapsed = sum(works)
 
     def reach(self, amount: int) -> int | None:
         """The instant the clock's accumulated time reaches ``amount``, or None if it never will."""
         cum = 0
         works = self.works
+        last = len(works) - 1 if self.ongoing else -1
         for i, (a, _b) in enumerate(self.intervals):
-            last = self.ongoing and i == len(self.intervals) - 1
-            if amount - cum <= works[i] or last:
+            if amount - cum <= works[i] or i == last:
                 return self.cal.add_us(a, max(0, amount - cum))
             cum += works[i]
         return None
 
 
-class _Life:
-    """The ticket as it was at ``now``: status segments, field values, events."""
-
-    def __init__(self, policy: Policy, ticket: Ticket, now: datetime) -> None:
-        self.policy = policy
-        self.ticket = ticket
-        self.now = to_us(now)
-        self.created = to_us(ticket.created)
-        past = [e for e in ticket.history if to_us(e.at) <= self.now]
-        future = [e for e in ticket.history if to_us(e.at) > self.now]
-        self.events: list[HistoryEvent] = past
-        fields = dict(ticket.fields)
-        status = ticket.status
-        for ev in reversed(future):
-            if ev.kind == "field" and ev.field:
-                fields[ev.field] = ev.from_
-            elif ev.kind == "status" and ev.from_ is not None:
-                status = ev.from_
-        self.fields: Mapping[str, str | None] = fields
-        self.status = status
-        #: where the ticket contradicts itself, and how it was read (docs/semantics.md)
-        self.warnings: list[str] = []
-        ref = ticket.ref
-        if self.created > self.now:
-            self.warnings.append(
-                f"{ref}: created {ticket.created.isoformat()} is after now: nothing has "
-                "elapsed yet (is a clock wrong?)")
-        early = [e for e in past if to_us(e.at) < self.created]
-        if early:
-            self.warnings.append(
-                f"{ref}: {len(early)} history event(s) before created "
-                f"{ticket.created.isoformat()} (first {early[0].at.isoformat()}): read as at "
-                "creation")
-        status_events = [e for e in ticket.history if e.kind == "status"]
-        initial = status_events[0].from_ if status_events and status_events[0].from_ else status
-        segments: list[tuple[int, str]] = [(self.created, initial)]
-        for ev in past:
-            if ev.kind == "status" and ev.to is not None:
-                at = max(to_us(ev.at), self.created)
-                if at == segments[-1][0]:
-                    segments[-1] = (at, ev.to)
-                else:
-                    segments.append((at, ev.to))
-        if segments[-1][1] != status:
-            # The tracker's current status and its history disagree (a change the history
-            # missed: an import, a database edit, a lost journal). The current status wins:
-            # it holds from the ticket's last update, when that is known and not later than
-            # now, else from the last status event (whose target is then read as wrong).
-            last = segments[-1][0]
-            upd = None if ticket.updated is None else to_us(ticket.updated)
-            at = upd if upd is not None and last < upd <= self.now else last
-            self.warnings.append(
-                f"{ref}: status is {status!r} but the history's last status change is to "
-                f"{segments[-1][1]!r}: read as {status!r} since "
-                f"{from_us(at).isoformat()}")
-            if at == last:
-                segments[-1] = (last, status)
-            else:
-                segments.append((at, status))
-        self.segments = segments
-
-    def group(self, status: str | None) -> str:
-        return self.policy.status_group(status)
-
-    def intervals(
-        self, runs: Callable[[str], bool], start: int | None = None, stop: int | None = None
-    ) -> tuple[tuple[tuple[int, int], ...], bool]:
-        """Intervals in [start, min(stop, now)] whose status group ``runs``; and whether the
-        clock is running at ``now`` (so the last interval continues into the future)."""
-        lo = self.created if start is None else max(start, self.created)
-        hi = self.now if stop is None else min(stop, self.now)
-        out: list[tuple[int, int]] = []
-        for i, (at, status) in enumerate(self.segments):
-            end = self.segments[i + 1][0] if i + 1 < len(self.segments) else self.now
-            a, b = max(at, lo), min(end, hi)
-            if a > b or not runs(self.group(status)):
-                continue
-            if out and out[-1][1] == a:
-                out[-1] = (out[-1][0], b)
-            elif b > a:
-                out.append((a, b))
-        ongoing = (
-            (stop is None or stop > self.now)
-            and lo <= self.now
-            and runs(self.group(self.segments[-1][1]))
-        )
-        if ongoing and (not out or out[-1][1] != self.now):
-            out.append((self.now, self.now))
-        return tuple(out), ongoing
-
-    def stopped_at(self) -> int | None:
-        """When the ticket entered the resolved/closed groups, if it is there at ``now``."""
-        if self.group(self.segments[-1][1]) not in _STOPPED_GROUPS:
-            return None
-        i = len(self.segments) - 1
-        while i > 0 and self.group(self.segments[i - 1][1]) in _STOPPED_GROUPS:
-            i -= 1
-        return self.segments[i][0]
-
-    def first_response(self) -> tuple[int | None, str]:
-        events = self.policy.response_events
-        reporter = self.ticket.reporter
-        if "status_change" in events and self.group(self.segments[0][1]) != "new":
-            return self.created, "the ticket was created outside the 'new' statuses"
-        prev_group = self.group(self.segments[0][1])
-        for ev in self.events:
-            if ev.kind == "status" and ev.to is not None:
-                new_group = self.group(ev.to)
-                if "status_change" in events and prev_group == "new" and new_group != "new":
-                    return max(to_us(ev.at), self.created), f"status changed to {ev.to}"
-                prev_group = new_group
-            elif (
-                ev.kind == "comment"
-                and "public_comment" in events
-                and ev.public
-                and (ev.by is None or ev.by != reporter)
-                and not (ev.text and NOTE_MARKER_RE.search(ev.text))
-            ):
-                who = f" by {ev.by}" if ev.by else ""
-                return max(to_us(ev.at), self.created), f"public comment{who}"
-        return None, ""
+def _intervals(
+    seg_at: list[int], seg_run: list[bool], created: int, now: int,
+    start: int | None = None, stop: int | None = None,
+) -> tuple[list[tuple[int, int]], bool]:
+    """Intervals in [start, min(stop, now)] in statuses where the clocks run; and whether the
+    clock is running at ``now`` (so the last interval continues into the future)."""
+    lo = created if start is None else max(start, created)
+    hi = now if stop is None else min(stop, now)
+    out: list[tuple[int, int]] = []
+    last = len(seg_at) - 1
+    for i in range(last + 1):
+        if not seg_run[i]:
+            continue
+        a = seg_at[i]
+        b = seg_at[i + 1] if i < last else now
+        if a < lo:
+            a = lo
+        if b > hi:
+            b = hi
+        if a > b:
+            continue
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        elif b > a:
+            out.append((a, b))
+    ongoing = (stop is None or stop > now) and lo <= now and seg_run[last]
+    if ongoing and (not out or out[-1][1] != now):
+        out.append((now, now))
+    return out, ongoing
 
 
-def _lookup(table: Mapping[str, str], value: str | None) -> str | None:
-    if value is None:
-        return None
-    if value in table:
-        return table[value]
-    folded = value.strip().casefold()
-    for k, v in table.items():
-        if k.strip().casefold() == folded:
-            return v
-    return None
-
-
-def classify(
-    policy: Policy, ticket: Ticket, fields: Mapping[str, str | None]
-) -> tuple[str, str, str]:
-    """``(class, rule, reason)``: overrides, then the mapped field, the matrix, the default."""
-    cl = policy.classify
-    text = f"{ticket.subject}\n{ticket.description}"
-    for i, o in enumerate(cl.overrides):
-        w = o.when
-        ok = True
-        if w.text_matches is not None and not w.text_matches.search(text):
-            ok = False
-        if ok and w.field is not None:
-            value = fields.get(w.field)
-            if (
-                value is None
-                or (
-                    w.in_ is not None
-                    and value.strip().casefold() not in {x.casefold() for x in w.in_}
-                )
-                or (w.matches is not None and not w.matches.search(value))
-            ):
-                ok = False
-        if ok and w.labels_any is not None and not (set(ticket.labels) & w.labels_any):
-            ok = False
-        if ok:
-            return o.class_, f"override:{i}", f"override rule {i}: {w.describe()}"
-    value = fields.get(cl.field)
-    mapped = _lookup(cl.map, value)
-    if mapped is not None:
-        return mapped, f"map:{cl.field}", f"{cl.field} is {value!r}, mapped to {mapped}"
-    if cl.matrix is not None:
-        m = cl.matrix
-        u, i_ = fields.get(m.urgency), fields.get(m.impact)
-        if u is not None and i_ is not None:
-            row_key = next((k for k in m.table if k.casefold() == u.strip().casefold()), None)
-            if row_key is not None:
-                c = _lookup(m.table[row_key], i_)
-                if c is not None:
-                    return (
-                        c,
-                        f"matrix:{m.urgency}x{m.impact}",
-                        (f"{m.urgency} {u!r} x {m.impact} {i_!r} in the matrix gives {c}"),
-                    )
-    return (
-        policy.default_class,
-        "default",
-        f"no rule matched; the default class is {policy.default_class}",
-    )
+# -- texts, written when read ------------------------------------------------------------------
 
 
 def _local(policy: Policy, us: int) -> str:
-    from zoneinfo import ZoneInfo
-
     return from_us(us).astimezone(ZoneInfo(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _breach_text(
+    metric: str, class_: str, plan: str, target_td: timedelta, cal_name: str, elapsed: int
+) -> str:
+    return (
+        f"SLA breach: the {metric} target for a {class_} ticket on the {plan} plan is "
+        f"{format_duration(target_td)} of working time on the {cal_name} calendar; "
+        f"{format_duration(_td(elapsed))} has elapsed."
+    )
+
+
+def _tier_text(class_: str, spent: int, tier: str, limit_d: Duration, escalate_to: str) -> str:
+    return (
+        f"Functional escalation: this {class_} ticket has spent "
+        f"{format_duration(_td(spent))} in {tier} (limit {limit_d}); "
+        f"escalate to {escalate_to}."
+    )
+
+
+def _level_text(reached: int, name: str, trig: Trigger, class_: str) -> str:
+    return (
+        f"Hierarchical escalation: level {reached} ({name}) - {trig.describe()} "
+        f"reached for this {class_} ticket."
+    )
+
+
+def _kb_text(
+    policy: Policy, ticket: Ticket, class_: str, plan: str, stopped_at: int,
+    metrics: Mapping[str, MetricVerdict], now: datetime,
+) -> str:
+    sla_lines = [
+        f"SLA {name}: {m.state}, {format_duration(m.elapsed)}"
+        + (f" of {format_duration(m.target)}" if m.target is not None else "")
+        for name, m in metrics.items()
+    ]
+    return kb_note(
+        ticket,
+        class_=class_,
+        plan=plan,
+        resolved_at_text=_local(policy, stopped_at),
+        sla_lines=sla_lines,
+        extra_redact=policy.kb_redact,
+        until=now.timestamp(),
+    )
+
+
+def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...]:
+    """The verdict's reasons in words, from the steps ``evaluate`` recorded."""
+    out: list[str] = []
+    for step in steps:
+        kind = step[0]
+        if kind == "class":
+            out.append(f"class {step[1]}: {_why_class(step[2])}")
+        elif kind == "plan":
+            _, plan, warning = step
+            out.append(f"plan {plan}" + (f" ({warning})" if warning else ""))
+        elif kind == "untimed":
+            _, metric, elapsed, cal_name = step
+            out.append(
+                f"{metric}: no target; {format_duration(_td(elapsed))} elapsed on {cal_name}"
+            )
+        elif kind == "metric":
+            _, metric, state, elapsed, target_td, cal_name, due_us, stop, response_why = step
+            how = ""
+            if stop is not None:
+                how = f"stopped {_local(policy, stop)}" + (
+                    f" ({response_why})" if metric == "response" else ""
+                )
+            out.append(
+                f"{metric}: {state}, {format_duration(_td(elapsed))} of "
+                f"{format_duration(target_td)} on {cal_name}"
+                + (f", due {_local(policy, due_us)}" if due_us is not None else "")
+                + (f", {how}" if how else "")
+            )
+        elif kind == "tier":
+            _, tier, spent, limit_d, escalate_to = step
+            used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
+            out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        else:  # escalation
+            _, triggered, requested, requested_label, floor, n_levels, level = step
+            why = f"triggered level {triggered}" if triggered else "no level triggered"
+            if requested:
+                why += f"; raised by one on request ({requested_label!r})"
+            if floor > min(triggered + requested, n_levels):
+                why += f"; kept at level {floor} (levels never go down while open)"
+            out.append(f"escalation: {why}" + (f" -> {level}" if level else ""))
+    return tuple(out)
+
+
+# -- the verdict -----------------------------------------------------------------------------
+
+
+def _instant_error(ticket: Ticket, now: datetime) -> None:
+    """Raise the error the first unusable instant gives (in the order they are read)."""
+    to_us(now)
+    to_us(ticket.created)
+    for ev in ticket.history:
+        to_us(ev.at)
 
 
 def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     """The engine's verdict on one ticket at ``now`` (an aware datetime)."""
-    life = _Life(policy, ticket, now)
-    reasons: list[str] = []
-    warnings: list[str] = list(life.warnings)
-    candidates: list[int] = []
+    c = policy.compiled or compiled(policy)
+    epoch, us = _EPOCH, _US
+    history = ticket.history
 
-    class_, rule, why = classify(policy, ticket, life.fields)
-    reasons.append(f"class {class_}: {why}")
-    plan_obj, plan_warning = policy.plan_for(life.fields.get(policy.plan_field))
+    # -- the ticket as it was at now: one pass over the history, each instant read once ------
+    try:
+        now_us = (now - epoch) // us
+        created = (ticket.created - epoch) // us
+        ats = [(ev.at - epoch) // us for ev in history]
+    except TypeError:  # a naive instant
+        _instant_error(ticket, now)
+        raise
+    lowest, highest = min(now_us, created), max(now_us, created)
+    if ats:
+        lowest, highest = min(lowest, *ats), max(highest, *ats)
+    if lowest < 0 or highest > _HORIZON_US:
+        _instant_error(ticket, now)  # outside 1970..2300: the calendar's error, as before
+
+    group = c.group
+    status = ticket.status
+    fields: Mapping[str, str | None] = ticket.fields
+    past: list[int] = []  # indices of the events at or before now
+    future = False
+    first_status = None
+    seg_at: list[int] = [created]
+    seg_status: list[str | None] = [None]  # the initial status, filled in below
+    tier_field = c.tiers.field if c.tiers is not None else None
+    tier_events: list[int] = []
+    early = 0
+    for i, ev in enumerate(history):
+        kind = ev.kind
+        if kind == "status" and first_status is None:
+            first_status = ev
+        at = ats[i]
+        if at > now_us:
+            future = True
+            continue
+        past.append(i)
+        if at < created:
+            early += 1
+            if early == 1:
+                first_early = ev
+        if kind == "status":
+            to = ev.to
+            if to is not None:
+                if at < created:
+                    at = created
+                if at == seg_at[-1]:
+                    seg_status[-1] = to
+                else:
+                    seg_at.append(at)
+                    seg_status.append(to)
+        elif kind == "field" and ev.field == tier_field:
+            tier_events.append(i)
+    if future:
+        fields = dict(fields)
+        for i in range(len(history) - 1, -1, -1):
+            if ats[i] <= now_us:
+                continue
+            ev = history[i]
+            if ev.kind == "field" and ev.field:
+                fields[ev.field] = ev.from_
+            elif ev.kind == "status" and ev.from_ is not None:
+                status = ev.from_
+    initial = first_status.from_ if first_status is not None and first_status.from_ else status
+    if seg_status[0] is None:
+        seg_status[0] = initial
+    # seg_status[0] was set by a status event at (or before) creation when there is one:
+    # the initial status is then replaced, as the segments were built from it
+    warnings: list[str] = []
+    if created > now_us:
+        warnings.append(
+            f"{ticket.ref}: created {ticket.created.isoformat()} is after now: nothing has "
+            "elapsed yet (is a clock wrong?)")
+    if early:
+        warnings.append(
+            f"{ticket.ref}: {early} history event(s) before created "
+            f"{ticket.created.isoformat()} (first {first_early.at.isoformat()}): read as at "
+            "creation")
+    if seg_status[-1] != status:
+        # The tracker's current status and its history disagree (a change the history
+        # missed: an import, a database edit, a lost journal). The current status wins:
+        # it holds from the ticket's last update, when that is known and not later than
+        # now, else from the last status event (whose target is then read as wrong).
+        last = seg_at[-1]
+        upd = None if ticket.updated is None else to_us(ticket.updated)
+        at = upd if upd is not None and last < upd <= now_us else last
+        warnings.append(
+            f"{ticket.ref}: status is {status!r} but the history's last status change is to "
+            f"{seg_status[-1]!r}: read as {status!r} since {from_us(at).isoformat()}")
+        if at == last:
+            seg_status[-1] = status
+        else:
+            seg_at.append(at)
+            seg_status.append(status)
+    seg_group = [group(s) for s in seg_status]
+    seg_run = [g[1] for g in seg_group]
+    status_now = seg_group[-1][0]
+    stopped_at = None
+    if status_now in _STOPPED_GROUPS:
+        k = len(seg_at) - 1
+        while k > 0 and seg_group[k - 1][0] in _STOPPED_GROUPS:
+            k -= 1
+        stopped_at = seg_at[k]
+    open_now = stopped_at is None
+
+    # -- class and plan ----------------------------------------------------------------------
+    steps: list[tuple[Any, ...]] = []
+    class_, rule, why = _classify(c, ticket, fields)
+    steps.append(("class", class_, why))
+    plan_obj, plan_warning = c.plan_for(fields.get(policy.plan_field))
     plan = plan_obj.name
     if plan_warning:
         warnings.append(f"{ticket.ref}: {plan_warning}")
-    reasons.append(f"plan {plan}" + (f" ({plan_warning})" if plan_warning else ""))
+    steps.append(("plan", plan, plan_warning))
 
-    stopped_at = life.stopped_at()
-    open_now = stopped_at is None
+    # -- first response ----------------------------------------------------------------------
+    response_stop: int | None = None
+    response_why = ""
+    initial_group = seg_group[0][0]
+    if c.on_status and initial_group != "new":
+        response_stop, response_why = created, "the ticket was created outside the 'new' statuses"
+    else:
+        on_status, on_comment = c.on_status, c.on_comment
+        reporter = ticket.reporter
+        prev_group = initial_group
+        for i in past:
+            ev = history[i]
+            kind = ev.kind
+            if kind == "status":
+                if ev.to is None:
+                    continue
+                new_group = group(ev.to)[0]
+                if on_status and prev_group == "new" and new_group != "new":
+                    response_stop = max(ats[i], created)
+                    response_why = f"status changed to {ev.to}"
+                    break
+                prev_group = new_group
+            elif (
+                kind == "comment"
+                and on_comment
+                and ev.public
+                and (ev.by is None or ev.by != reporter)
+                and not (
+                    ev.text and _MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)
+                )
+            ):
+                response_stop = max(ats[i], created)
+                response_why = f"public comment by {ev.by}" if ev.by else "public comment"
+                break
 
-    # -- the two clocks ---------------------------------------------------------------------
-    response_stop, response_why = life.first_response()
-    clocks: dict[str, _Clock] = {}
-    stops: dict[str, int | None] = {"response": response_stop, "resolution": stopped_at}
-    for metric in METRICS:
-        cal = policy.calendar(class_, plan, metric)
-        if metric == "response":
-            ivs, ongoing = life.intervals(
-                lambda g: g not in ("waiting", *_STOPPED_GROUPS), stop=response_stop
-            )
-        else:
-            ivs, ongoing = life.intervals(lambda g: g not in ("waiting", *_STOPPED_GROUPS))
-        clocks[metric] = _Clock(cal, ivs, ongoing)
+    # -- the two clocks ------------------------------------------------------------------------
+    info = {metric: c.metric(class_, plan, metric) for metric in METRICS}
+    res_ivs, res_ongoing = _intervals(seg_at, seg_run, created, now_us)
+    if response_stop is None:
+        resp_ivs, resp_ongoing = res_ivs, res_ongoing
+    else:
+        resp_ivs, resp_ongoing = _intervals(
+            seg_at, seg_run, created, now_us, stop=response_stop)
+    res_cal = info["resolution"][0]
+    resp_cal = info["response"][0]
+    res_clock = _Clock(res_cal, res_ivs, res_ongoing)
+    if resp_ivs is res_ivs and resp_cal is res_cal:
+        resp_clock = res_clock
+    else:
+        resp_clock = _Clock(resp_cal, resp_ivs, resp_ongoing)
+    clocks = {"response": resp_clock, "resolution": res_clock}
+    stops = {"response": response_stop, "resolution": stopped_at}
 
     metrics: dict[str, MetricVerdict] = {}
-    labels: set[str] = {policy.class_label(class_)}
+    labels: set[str] = {c.class_labels[class_]}
     notes: list[Note] = []
-    paused_now = life.group(life.status) == "waiting"
+    candidates: list[int] = []
+    paused_now = group(status)[0] == "waiting"
+    targets = policy.classes[class_]
     for metric in METRICS:
-        if metric not in policy.classes[class_]:
+        if metric not in targets:
             continue
         clock = clocks[metric]
-        cal_name = policy.calendar_name(class_, plan, metric)
-        target_td = policy.target(class_, plan, metric)
+        cal, cal_name, target_td, target, warn = info[metric]
         elapsed = clock.elapsed
         stop = stops[metric]
-        stopped = stop is not None and stop <= life.now
+        stopped = stop is not None and stop <= now_us
         due = remaining = None
-        if target_td is None:
+        if target is None:
             state = "no_target"
-            reasons.append(
-                f"{metric}: no target; {format_duration(_td(elapsed))} elapsed on {cal_name}"
-            )
+            steps.append(("untimed", metric, elapsed, cal_name))
         else:
-            target = target_td // timedelta(microseconds=1)
-            warn = math.ceil(target * policy.warn_at)
+            due_us = None
             if stopped:
                 state = "met" if elapsed <= target else "breached"
             elif elapsed > target:
@@ -319,7 +676,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             else:
                 state = "running"
             if not stopped:
-                remaining = _td(target - elapsed)
+                remaining = timedelta(microseconds=target - elapsed)
                 if clock.ongoing:
                     due_us = clock.reach(target)
                     due = None if due_us is None else from_us(due_us)
@@ -327,36 +684,23 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                         candidates.append(t)
                     if elapsed <= target and (t := clock.reach(target + 1)) is not None:
                         candidates.append(t)
-            if state in ("at_risk", "breached"):
-                labels.add(policy.label("at-risk" if state == "at_risk" else "breached", metric))
+            if state == "at_risk" or state == "breached":
+                labels.add(c.state_labels[state, metric])
             if state == "breached":
-                notes.append(
-                    Note(
-                        f"breach:{metric}",
-                        (
-                            f"SLA breach: the {metric} target for a {class_} ticket on the {plan} plan is "
-                            f"{format_duration(target_td)} of working time on the {cal_name} calendar; "
-                            f"{format_duration(_td(elapsed))} has elapsed."
-                        ),
-                    )
-                )
-            how = (
-                f"stopped {_local(policy, stop)} ({response_why})"
-                if (stopped and metric == "response")
-                else (f"stopped {_local(policy, stop)}" if stopped else "")
-            )
-            reasons.append(
-                f"{metric}: {state}, {format_duration(_td(elapsed))} of "
-                f"{format_duration(target_td)} on {cal_name}"
-                + (f", due {_local(policy, to_us(due))}" if due else "")
-                + (f", {how}" if how else "")
-            )
+                notes.append(Note.later(
+                    "breach:" + metric,
+                    partial(_breach_text, metric, class_, plan, target_td, cal_name, elapsed),
+                ))
+            steps.append((
+                "metric", metric, state, elapsed, target_td, cal_name, due_us,
+                stop if stopped else None, response_why,
+            ))
         if state == "paused":
-            labels.add(policy.label("paused"))
+            labels.add(c.paused_label)
         metrics[metric] = MetricVerdict(
             name=metric,
             state=state,
-            elapsed=_td(elapsed),
+            elapsed=timedelta(microseconds=elapsed),
             target=target_td,
             due=due,
             remaining=remaining,
@@ -366,13 +710,10 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
 
     # -- functional escalation (tiers) ------------------------------------------------------------
     tier = escalate_to = None
-    if policy.tiers is not None:
-        tiers = policy.tiers
-        raw = life.fields.get(tiers.field)
-        tier = next(
-            (t for t in tiers.order if raw is not None and t.casefold() == raw.strip().casefold()),
-            None,
-        )
+    if c.tiers is not None:
+        tiers = c.tiers
+        raw = fields.get(tiers.field)
+        tier = None if raw is None else c.tier_folded.get(raw.strip().casefold())
         if raw is not None and tier is None:
             warnings.append(
                 f"{ticket.ref}: tier {raw!r} is not in the ladder ({', '.join(tiers.order)})"
@@ -380,120 +721,96 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         if tier is None and raw is None:
             tier = tiers.order[0]
         if tier is not None and open_now:
-            entered = life.created
-            for ev in life.events:
-                if (
-                    ev.kind == "field"
-                    and ev.field == tiers.field
-                    and ev.to is not None
-                    and (ev.to.strip().casefold() == tier.casefold())
-                ):
-                    entered = to_us(ev.at)
-            limit_d = tiers.ladder[tier].get(class_)
-            nxt = tiers.order.index(tier) + 1
-            if limit_d is not None and nxt < len(tiers.order):
-                cal = policy.calendar(class_, plan, "resolution")
-                limit = limit_d.resolve(cal.business_day) // timedelta(microseconds=1)
-                ivs, ongoing = life.intervals(
-                    lambda g: g not in ("waiting", *_STOPPED_GROUPS), start=entered
-                )
+            entered = created
+            folded_tier = tier.casefold()
+            for i in tier_events:
+                to = history[i].to
+                if to is not None and to.strip().casefold() == folded_tier:
+                    entered = ats[i]
+            limit = c.tier_limit(tier, class_, plan)
+            if limit is not None:
+                limit_d, limit_us, cal, nxt = limit
+                ivs, ongoing = _intervals(seg_at, seg_run, created, now_us, start=entered)
                 tclock = _Clock(cal, ivs, ongoing)
                 spent = tclock.elapsed
-                if spent >= limit:
-                    escalate_to = tiers.order[nxt]
-                    labels.add(policy.label("escalate-to", escalate_to))
-                    notes.append(
-                        Note(
-                            f"tier:{escalate_to}",
-                            (
-                                f"Functional escalation: this {class_} ticket has spent "
-                                f"{format_duration(_td(spent))} in {tier} (limit {limit_d}); "
-                                f"escalate to {escalate_to}."
-                            ),
-                        )
-                    )
-                    reasons.append(
-                        f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used; escalate to {escalate_to}"
-                    )
+                if spent >= limit_us:
+                    escalate_to = nxt
+                    labels.add(c.tier_labels[nxt])
+                    notes.append(Note.later(
+                        "tier:" + nxt, partial(_tier_text, class_, spent, tier, limit_d, nxt)
+                    ))
+                    steps.append(("tier", tier, spent, limit_d, nxt))
                 else:
-                    reasons.append(f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used")
-                    if ongoing and (t := tclock.reach(limit)) is not None:
+                    steps.append(("tier", tier, spent, limit_d, None))
+                    if ongoing and (t := tclock.reach(limit_us)) is not None:
                         candidates.append(t)
 
     # -- hierarchical escalation ----------------------------------------------------------------
     level = level_index = None
-    if policy.escalation is not None and open_now:
-        esc = policy.escalation
+    esc = c.escalation
+    if esc is not None and open_now:
         triggered = 0
         pending: list[tuple[int, int]] = []  # (level, instant its trigger will fire)
+        since_creation: dict[int, int] = {}  # calendar id -> working time since creation
         for idx, lv in enumerate(esc.levels, start=1):
             if lv.classes is not None and class_ not in lv.classes:
                 continue
-            hit, at = _trigger(policy, life, clocks, class_, plan, lv.after)
-            if hit:
-                triggered = idx
-            elif at is not None:
-                pending.append((idx, at))
+            trig = c.trigger(idx, lv.after, class_, plan)
+            if trig[0] is not None:
+                threshold = trig[1]
+                if threshold is None:
+                    continue
+                clock = clocks[trig[0]]
+                if clock.elapsed >= threshold:
+                    triggered = idx
+                elif clock.ongoing and (at := clock.reach(threshold)) is not None:
+                    pending.append((idx, at))
+            else:
+                _, cal, d = trig
+                worked = since_creation.get(id(cal))
+                if worked is None:
+                    worked = since_creation[id(cal)] = cal.working_us(created, now_us)
+                if worked >= d:
+                    triggered = idx
+                else:
+                    pending.append((idx, cal.add_us(created, d)))
+        n_levels = len(esc.levels)
         requested = bool(esc.requested_label and esc.requested_label in ticket.labels)
-        floor = max(
-            (
-                i
-                for i, lv in enumerate(esc.levels, start=1)
-                if policy.label("level", lv.name) in ticket.labels
-            ),
-            default=0,
-        )
+        floor = 0
+        if ticket.labels:
+            for i, label in enumerate(c.level_labels, start=1):
+                if label in ticket.labels:
+                    floor = i
 
         def level_for(t: int) -> int:
-            return max(min(t + requested, len(esc.levels)) if t or requested else 0, floor)
+            return max(min(t + requested, n_levels) if t or requested else 0, floor)
 
         reached = level_for(triggered)
         # a pending trigger matters only if it would change the level
         candidates += [at for idx, at in pending if idx > triggered and level_for(idx) != reached]
-        why_level = f"triggered level {triggered}" if triggered else "no level triggered"
-        if requested:
-            why_level += f"; raised by one on request ({esc.requested_label!r})"
-        if floor > min(triggered + requested, len(esc.levels)):
-            why_level += f"; kept at level {floor} (levels never go down while open)"
         if reached:
             lv = esc.levels[reached - 1]
             level, level_index = lv.name, reached
-            labels.add(policy.label("level", lv.name))
-            notes.append(
-                Note(
-                    f"level:{slug(lv.name)}",
-                    (
-                        f"Hierarchical escalation: level {reached} ({lv.name}) - {lv.after.describe()} "
-                        f"reached for this {class_} ticket."
-                    ),
-                )
-            )
-        reasons.append(f"escalation: {why_level}" + (f" -> {level}" if level else ""))
+            labels.add(c.level_labels[reached - 1])
+            notes.append(Note.later(
+                c.level_keys[reached - 1], partial(_level_text, reached, lv.name, lv.after, class_)
+            ))
+        steps.append((
+            "escalation", triggered, requested, esc.requested_label, floor, n_levels, level,
+        ))
 
     # -- the KB-ready resolution note ---------------------------------------------------------------
     if stopped_at is not None:
-        sla_lines = [
-            f"SLA {name}: {m.state}, {format_duration(m.elapsed)}"
-            + (f" of {format_duration(m.target)}" if m.target is not None else "")
-            for name, m in metrics.items()
-        ]
-        notes.append(
-            Note(
-                "kb",
-                kb_note(
-                    ticket,
-                    class_=class_,
-                    plan=plan,
-                    resolved_at_text=_local(policy, stopped_at),
-                    sla_lines=sla_lines,
-                    extra_redact=policy.kb_redact,
-                    until=now.timestamp(),
-                ),
-            )
-        )
+        notes.append(Note.later(
+            "kb", partial(_kb_text, policy, ticket, class_, plan, stopped_at, metrics, now)
+        ))
 
-    future = [c for c in candidates if c > life.now]
-    return Verdict(
+    next_change = None
+    for t in candidates:
+        if t > now_us and (next_change is None or t < next_change):
+            next_change = t
+    return Verdict.explained_later(
+        partial(_explain, policy, steps),
         ticket=ticket.ref,
         now=now,
         class_=class_,
@@ -507,35 +824,10 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         labels=frozenset(labels),
         label_prefix=policy.label_prefix,
         notes=tuple(notes),
-        next_change=from_us(min(future)) if future else None,
+        next_change=None if next_change is None else from_us(next_change),
         warnings=tuple(warnings),
-        reasons=tuple(reasons),
         stopped_at=None if stopped_at is None else from_us(stopped_at),
     )
-
-
-def _trigger(
-    policy: Policy, life: _Life, clocks: Mapping[str, _Clock], class_: str, plan: str, trig: object
-) -> tuple[bool, int | None]:
-    """Whether a level's trigger has fired, else the instant it will (if it will)."""
-    from .policy import Trigger
-
-    assert isinstance(trig, Trigger)
-    if trig.metric is not None and trig.fraction is not None:
-        target_td = policy.target(class_, plan, trig.metric)
-        if target_td is None:
-            return False, None
-        threshold = math.ceil((target_td // timedelta(microseconds=1)) * trig.fraction)
-        clock = clocks[trig.metric]
-        if clock.elapsed >= threshold:
-            return True, None
-        return False, clock.reach(threshold) if clock.ongoing else None
-    assert trig.created is not None
-    cal = policy.calendars[trig.calendar] if trig.calendar else policy.calendar(class_, plan)
-    d = trig.created.resolve(cal.business_day) // timedelta(microseconds=1)
-    if cal.working_us(life.created, life.now) >= d:
-        return True, None
-    return False, cal.add_us(life.created, d)
 
 
 def evaluate_many(policy: Policy, tickets: Sequence[Ticket], now: datetime) -> list[Verdict]:
