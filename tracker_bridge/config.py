@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from .backend import DEADLINE_FIELDS as DEADLINE_FIELDS  # (one list: backend.py)
+from .core.zones import iana_zone as iana_zone
 from .errors import ConfigError
 from .masking import mask_secrets, url_has_userinfo
 
@@ -52,7 +54,6 @@ _INLINE_SECRET = ("secrets are never written in the config file: use "
                   "credentials: {env: NAME} or credentials: {file: PATH}")
 
 STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
-from .backend import DEADLINE_FIELDS as DEADLINE_FIELDS  # noqa: E402 (one list: backend.py)
 
 _MAX_INTERVAL_S = 365 * 86400
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -89,16 +90,6 @@ def parse_interval(text: str | float | int) -> timedelta:
         msg = f"{text!r} is too long (at most 365d)"
         raise ValueError(msg)
     return timedelta(seconds=seconds)
-
-
-def iana_zone(v: str, example: str = "Europe/London") -> str:
-    """A config value that must name an IANA time zone (a pydantic field validator's body)."""
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"{v!r} is not an IANA time zone (e.g. UTC, {example})"
-        raise ValueError(msg) from None
-    return v
 
 
 class _Model(BaseModel):

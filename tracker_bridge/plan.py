@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from .backend import Diff, posted_note_keys
-from .config import DEADLINE_FIELDS
+from .backend import DEADLINE_FIELDS, Diff, posted_note_keys, same_deadline
 from .core import engine
 from .core.ticket import Ticket
 from .core.verdict import Verdict
@@ -73,22 +72,6 @@ def format_deadline(due: datetime | None, zone: ZoneInfo) -> str | None:
     if due is None:
         return None
     return due.astimezone(zone).replace(microsecond=0).isoformat()
-
-
-def same_deadline(have: str | None, want: str | None) -> bool:
-    """Whether the deadline field's text ``have`` already says ``want``."""
-    have = (have or "").strip() or None
-    if have == want:
-        return True
-    if have is None or want is None:
-        return False
-    try:
-        a, b = datetime.fromisoformat(have.replace("Z", "+00:00")), datetime.fromisoformat(want)
-    except ValueError:
-        return False
-    # the same instant written in another offset (a person, or the tracker reformatting it)
-    # is left alone: rewriting it would be a write that changes nothing
-    return a.tzinfo is not None and a == b
 
 
 def owned_labels(labels: Iterable[str], policy: Policy) -> set[str]:

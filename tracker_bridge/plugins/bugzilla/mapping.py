@@ -41,7 +41,6 @@ The cursor
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +48,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ...backend import Diff, marker_keys, note_marker
+from ...core.saferegex import compile_safe, scrub
 from ...core.ticket import HistoryEvent, Ticket
 from ...core.verdict import Note
 from ...errors import TicketWriteRejected
@@ -277,14 +277,30 @@ def posted_keys(comments: Iterable[Mapping[str, Any]]) -> set[str]:
 # -- diff -> Bug.update bodies ------------------------------------------------------------------
 
 
+#: a whiteboard as runs of blanks and runs of words (RE2: people write the whiteboard)
+_RUNS = compile_safe(r"\s+|\S+")
+
+
 def edit_whiteboard(text: str, add: Iterable[str], remove: Iterable[str]) -> str:
     """The whiteboard with only the bridge's words changed; other text keeps its form."""
-    out = text
-    for word in sorted(set(remove)):
-        pat = re.escape(word)
-        # the word with the blank before it; at the very start, with the blank after it
-        out = re.sub(rf"\s+{pat}(?=\s|$)", "", out)
-        out = re.sub(rf"^{pat}(?:\s+|$)", "", out)
+    drop = set(remove)
+    kept: list[str] = []
+    skip_blank = False
+    for run in _RUNS.findall(scrub(text)):
+        if run.isspace():
+            if not skip_blank:
+                kept.append(run)
+            skip_blank = False
+        elif run in drop:
+            # the word with the blank before it; at the very start, with the blank after it
+            if kept and kept[-1].isspace():
+                kept.pop()
+            elif not kept:
+                skip_blank = True
+        else:
+            kept.append(run)
+            skip_blank = False
+    out = "".join(kept)
     present = set(out.split())
     new = [w for w in sorted(set(add)) if w not in present]
     if new:

@@ -7,9 +7,10 @@ paragraph per blank-line block.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+from ...core.saferegex import compile_safe, scrub
 
 _BLOCKS = {"doc", "paragraph", "heading", "blockquote", "codeBlock", "bulletList",
            "orderedList", "listItem", "panel", "table", "tableRow", "tableHeader",
@@ -63,10 +64,14 @@ def adf_to_text(node: Any) -> str:
     return "\n\n".join(blocks(node))
 
 
+#: a blank line (RE2: the note text quotes customer comments)
+_BLANK_LINES = compile_safe(r"\n\s*\n")
+
+
 def text_to_adf(text: str) -> dict[str, Any]:
     """Plain text as an ADF document: a paragraph per blank-line block, hard breaks for lines."""
     paragraphs: list[dict[str, Any]] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
+    for block in _BLANK_LINES.split(scrub(text.strip())):
         if not block.strip():
             continue
         content: list[dict[str, Any]] = []
