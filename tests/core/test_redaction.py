@@ -105,6 +105,13 @@ def test_unix_times_are_left_unless_something_says_otherwise() -> None:
     gone("Could you look at 1605962120 (CHI)?", "1605962120")
 
 
+def test_context_words_are_read_on_the_numbers_own_line() -> None:
+    # "patient" on the line before does not make an epoch a person's number...
+    kept("Patient list fixed.\nepoch 1709374800 logged by the job")
+    # ...but a label on the line before a number that starts its line does
+    assert kinds("NHS Number:\n1605962120") == [("nhs_number", "1605962120")]
+
+
 def test_chi_number_six_four_layout_and_context() -> None:
     assert kinds("Trak shows 081280 4694 for a different patient") == [
         ("chi_number", "081280 4694")

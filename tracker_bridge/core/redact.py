@@ -103,7 +103,13 @@ def _clean_after(text: str, j: int) -> bool:
 
 
 def _before(text: str, i: int, n: int = _CONTEXT) -> str:
-    return text[max(0, i - n) : i]
+    """Up to ``n`` characters before ``text[i]``, from its own line only, unless ``text[i]``
+    starts its line (then the line before counts: a label on one line, the value on the next)."""
+    window = text[max(0, i - n) : i]
+    k = window.rfind("\n")
+    if k >= 0 and window[k + 1 :].strip():
+        return window[k + 1 :]
+    return window
 
 
 # -- context words ------------------------------------------------------------------------------
@@ -1129,7 +1135,7 @@ def _hl7(text: str, out: list[Finding]) -> None:
         for number, value in enumerate(body.split("|"), start=1):
             kind = fields.get(number)
             stripped = value.strip()
-            if kind and stripped and stripped.strip("^~&") and stripped != '""':
+            if kind and stripped.strip("^~&") and stripped not in ('""', REDACTED):
                 lead = len(value) - len(value.lstrip())
                 out.append(Finding(kind, pos + lead, pos + lead + len(stripped)))
             pos += len(value) + 1
