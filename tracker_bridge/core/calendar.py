@@ -402,6 +402,32 @@ class BusinessCalendar:
             result += table.total
             year += 1
 
+    def works_us(self, spans: Iterable[tuple[int, int]]) -> list[int]:
+        """``working_us(a, b)`` for each ``(a, b)`` in ``spans``: one call for a clock's
+        intervals (the engine's), without a method call and two range checks per span."""
+        if self.always:
+            return [self.working_us(a, b) for a, b in spans]
+        out: list[int] = []
+        table = self._hot
+        for a, b in spans:
+            if not (table.lo <= a <= b <= table.hi and a >= _MIN_US and b <= _HORIZON_US):
+                out.append(self.working_us(a, b))
+                table = self._hot
+                continue
+            # table.within(b) - table.within(a), inlined
+            days, ends, lo = table.days, table.ends, table.lo
+            i = days[(a - lo) // _DAY_US]
+            while ends[i] <= a:
+                i += 1
+            start = table.starts[i]
+            w = -table.cum[i] - (a - start if a > start else 0)
+            i = days[(b - lo) // _DAY_US]
+            while ends[i] <= b:
+                i += 1
+            start = table.starts[i]
+            out.append(w + table.cum[i] + (b - start if b > start else 0))
+        return out
+
     def add_us(self, t: int, d: int) -> int:
         """``add`` on integer microseconds.
 

@@ -39,7 +39,7 @@ import re2
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
 from .durations import Duration, format_duration
 from .kb import kb_note
-from .policy import METRICS, Condition, Plan, Policy, Trigger, slug
+from .policy import METRICS, Condition, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
 from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict
 
@@ -74,18 +74,58 @@ _RE2_OPTIONS = (
 
 def _any_of(patterns: Sequence[object]) -> Any | None:
     """One RE2 pattern matching where any of ``patterns`` matches, or None when they cannot
-    be combined (not all RE2, different options, a literal, or too big together)."""
-    if len(patterns) < 2 or not all(isinstance(p, re2._Regexp) for p in patterns):
+    be combined (not all RE2, different options, a literal, or too big together).
+
+    It captures nothing (``never_capture``), so RE2 answers from its DFA: a ticket that
+    matches no override costs one search instead of one per pattern."""
+    if not patterns or not all(isinstance(p, re2._Regexp) for p in patterns):
         return None
-    options = [tuple(getattr(p.options, o, None) for o in _RE2_OPTIONS) for p in patterns]
-    if len(set(options)) != 1 or getattr(patterns[0].options, "literal", False):  # type: ignore[attr-defined]
+    options = {tuple(getattr(p.options, o, None) for o in _RE2_OPTIONS) for p in patterns}  # type: ignore[attr-defined]
+    first = patterns[0].options  # type: ignore[attr-defined]
+    if len(options) != 1 or getattr(first, "literal", False):
         return None
-    # each pattern in its own group: a flag such as (?i) at its start stays inside it
-    combined = "|".join(f"(?:{p.pattern})" for p in patterns)  # type: ignore[attr-defined]
     try:
-        return re2.compile(combined, patterns[0].options)  # type: ignore[attr-defined]
-    except Exception:  # too big together, or a duplicate group name: try them one by one
+        opts = re2.Options()
+        for name in _RE2_OPTIONS:
+            setattr(opts, name, getattr(first, name))
+        opts.log_errors = False
+        opts.never_capture = True
+        # each pattern in its own group: a flag such as (?i) at its start stays inside it
+        return re2.compile("|".join(f"(?:{p.pattern})" for p in patterns), opts)  # type: ignore[attr-defined]
+    except Exception:  # too big together, or an option this RE2 lacks: one by one, then
         return None
+
+
+class _AnyText:
+    """Whether a text may match one of the override patterns: ``any_of(text)``.
+
+    RE2 itself answers in well under a microsecond here; the Python wrapper around a search
+    (a generator, offsets decoded back to characters) costs several. When the binding's
+    matcher is reachable this calls it directly on the UTF-8 bytes, asking only whether
+    there is a match; otherwise (another google-re2) it falls back to ``search``."""
+
+    __slots__ = ("anchor", "match", "rx")
+
+    def __init__(self, rx: Any) -> None:
+        self.rx = rx
+        self.match = None
+        self.anchor = None
+        try:
+            match = rx._regexp.Match
+            anchor = re2._Anchor.UNANCHORED
+            probe = rx.pattern.encode("utf-8")
+            if (match(anchor, b"", 0, 0)[0] == (-1, -1)) == (rx.search("") is None) and (
+                match(anchor, probe, 0, len(probe))[0] != (-1, -1)
+            ) == (rx.search(rx.pattern) is not None):
+                self.match, self.anchor = match, anchor
+        except Exception:  # not this binding: search it is
+            pass
+
+    def __call__(self, text: str) -> bool:
+        if self.match is None:
+            return self.rx.search(text) is not None
+        raw = text.encode("utf-8")
+        return self.match(self.anchor, raw, 0, len(raw))[0] != (-1, -1)
 
 
 class _Compiled:
@@ -120,9 +160,10 @@ class _Compiled:
              None if o.when.in_ is None else frozenset(x.casefold() for x in o.when.in_))
             for i, o in enumerate(cl.overrides)
         ]
-        self.text_any = _any_of(
+        any_of = _any_of(
             [o.when.text_matches for o in cl.overrides if o.when.text_matches is not None]
         )
+        self.text_any = None if any_of is None else _AnyText(any_of)
         self.plans: dict[str | None, tuple[Plan, str | None]] = {}
         self.class_labels = {c: policy.class_label(c) for c in policy.classes}
         self.state_labels = {
@@ -149,6 +190,8 @@ class _Compiled:
             self.level_labels = [policy.label("level", lv.name) for lv in esc.levels]
             self.level_keys = [f"level:{slug(lv.name)}" for lv in esc.levels]
         self.metric_memo: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self.route_memo: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.levels_memo: dict[tuple[str, str], list[tuple[int, Level, tuple[Any, ...]]]] = {}
         self.tier_memo: dict[tuple[str, str, str], tuple[Any, ...] | None] = {}
         self.trigger_memo: dict[tuple[int, str, str], tuple[Any, ...]] = {}
 
@@ -192,6 +235,29 @@ class _Compiled:
                         math.ceil(target * p.warn_at))
             self.metric_memo[key] = info
         return info
+
+    def route(self, class_: str, plan: str) -> tuple[Any, ...]:
+        """``(response info, resolution info)``: :meth:`metric` for both metrics."""
+        key = (class_, plan)
+        r = self.route_memo.get(key)
+        if r is None:
+            r = self.route_memo[key] = (
+                self.metric(class_, plan, "response"), self.metric(class_, plan, "resolution"))
+        return r
+
+    def levels(self, class_: str, plan: str) -> list[tuple[int, Level, tuple[Any, ...]]]:
+        """``(index, level, trigger)`` for each escalation level that applies to the class
+        (asked only for an open ticket: a trigger's duration is resolved when first needed)."""
+        key = (class_, plan)
+        r = self.levels_memo.get(key)
+        if r is None:
+            r = []
+            assert self.escalation is not None
+            for idx, lv in enumerate(self.escalation.levels, start=1):
+                if lv.classes is None or class_ in lv.classes:
+                    r.append((idx, lv, self.trigger(idx, lv.after, class_, plan)))
+            self.levels_memo[key] = r
+        return r
 
     def tier_limit(self, tier: str, class_: str, plan: str) -> tuple[Any, ...] | None:
         """``(limit as written, limit us, calendar, next tier)``, or None: no limit here."""
@@ -248,7 +314,7 @@ def _classify(
     """``(class, rule, why)``; ``why`` is what :func:`_why_class` words."""
     if c.overrides:
         text = f"{ticket.subject}\n{ticket.description}"
-        texts_may_match = c.text_any is None or c.text_any.search(text) is not None
+        texts_may_match = c.text_any is None or c.text_any(text)
         for i, class_, w, folded_in in c.overrides:
             if w.text_matches is not None and (
                 not texts_may_match or not w.text_matches.search(text)
@@ -321,8 +387,7 @@ class _Clock:
         self.cal = cal
         self.intervals = intervals
         self.ongoing = ongoing
-        working = cal.working_us
-        self.works = works = [working(a, b) for a, b in intervals]
+        self.works = works = cal.works_us(intervals)
         self.elapsed = sum(works)
 
     def reach(self, amount: int) -> int | None:
@@ -571,7 +636,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         else:
             seg_at.append(at)
             seg_status.append(status)
-    seg_group = [group(s) for s in seg_status]
+    known = c.groups
+    seg_group = [known.get(s) or group(s) for s in seg_status]
     seg_run = [g[1] for g in seg_group]
     status_now = seg_group[-1][0]
     stopped_at = None
@@ -628,15 +694,16 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 break
 
     # -- the two clocks ------------------------------------------------------------------------
-    info = {metric: c.metric(class_, plan, metric) for metric in METRICS}
+    resp_info, res_info = c.route(class_, plan)
+    info = {"response": resp_info, "resolution": res_info}
     res_ivs, res_ongoing = _intervals(seg_at, seg_run, created, now_us)
     if response_stop is None:
         resp_ivs, resp_ongoing = res_ivs, res_ongoing
     else:
         resp_ivs, resp_ongoing = _intervals(
             seg_at, seg_run, created, now_us, stop=response_stop)
-    res_cal = info["resolution"][0]
-    resp_cal = info["response"][0]
+    res_cal = res_info[0]
+    resp_cal = resp_info[0]
     res_clock = _Clock(res_cal, res_ivs, res_ongoing)
     if resp_ivs is res_ivs and resp_cal is res_cal:
         resp_clock = res_clock
@@ -752,10 +819,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         triggered = 0
         pending: list[tuple[int, int]] = []  # (level, instant its trigger will fire)
         since_creation: dict[int, int] = {}  # calendar id -> working time since creation
-        for idx, lv in enumerate(esc.levels, start=1):
-            if lv.classes is not None and class_ not in lv.classes:
-                continue
-            trig = c.trigger(idx, lv.after, class_, plan)
+        for idx, _lv, trig in c.levels(class_, plan):
             if trig[0] is not None:
                 threshold = trig[1]
                 if threshold is None:
@@ -811,22 +875,23 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             next_change = t
     return Verdict.explained_later(
         partial(_explain, policy, steps),
-        ticket=ticket.ref,
-        now=now,
-        class_=class_,
-        class_rule=rule,
-        plan=plan,
-        metrics=metrics,
-        tier=tier,
-        escalate_to=escalate_to,
-        level=level,
-        level_index=level_index,
-        labels=frozenset(labels),
-        label_prefix=policy.label_prefix,
-        notes=tuple(notes),
-        next_change=None if next_change is None else from_us(next_change),
-        warnings=tuple(warnings),
-        stopped_at=None if stopped_at is None else from_us(stopped_at),
+        ticket.ref,
+        now,
+        class_,
+        rule,
+        plan,
+        metrics,
+        tier,
+        escalate_to,
+        level,
+        level_index,
+        frozenset(labels),
+        policy.label_prefix,
+        tuple(notes),
+        None if next_change is None else from_us(next_change),
+        tuple(warnings),
+        (),  # reasons: explained later
+        None if stopped_at is None else from_us(stopped_at),
     )
 
 

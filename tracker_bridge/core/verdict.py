@@ -211,11 +211,12 @@ class Verdict:
 
     @classmethod
     def explained_later(
-        cls, explain: Callable[[], tuple[str, ...]], **fields: Any
+        cls, explain: Callable[[], tuple[str, ...]], /, *args: Any, **fields: Any
     ) -> Verdict:
         """A verdict whose ``reasons`` are ``explain()``, run on first read (pure, like
-        :meth:`Note.later`); ``fields`` are every other field, by name."""
-        verdict = cls(**fields)
+        :meth:`Note.later`); ``args`` and ``fields`` are the other fields, as for the
+        constructor (without ``reasons``)."""
+        verdict = cls(*args, **fields)
         object.__setattr__(verdict, "_reasons", None)
         object.__setattr__(verdict, "_explain", explain)
         return verdict
