@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         small, large = 10_000, 100_000
     else:
         small, large = 100_000, 1_000_000
-    repeats = 3 if large <= 200_000 else 2
+    repeats = 3
 
     for line in describe_machine():
         print(line)
