@@ -31,7 +31,7 @@ and at most 331 years are ever built.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -65,13 +65,15 @@ def to_us(dt: datetime) -> int:
     Raises :class:`CalendarError` for a naive instant or one outside 1970-01-01..2300-01-01.
     """
     try:
-        us = (dt - _EPOCH) // _US
+        delta = dt - _EPOCH
     except TypeError:  # naive (or a tzinfo whose utcoffset is None): no instant at all
         if dt.tzinfo is None or dt.utcoffset() is None:
             raise CalendarError(
                 f"naive datetime {dt.isoformat()} (instants must carry a time zone)"
             ) from None
         raise
+    # (days, seconds, microseconds) by hand: about twice as fast as delta // _US
+    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     if not _MIN_US <= us <= _HORIZON_US:
         raise CalendarError(
             f"{dt.isoformat()} is outside the range the calendars compute in "
@@ -86,11 +88,12 @@ def _raw_us(dt: datetime) -> int:
 
 
 def from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
+    """An instant in UTC from integer microseconds since the epoch."""
+    return _EPOCH + timedelta(0, 0, us)  # positional: faster than microseconds=us
 
 
 def _td_us(td: timedelta) -> int:
-    return td // _US
+    return (td.days * 86_400 + td.seconds) * 1_000_000 + td.microseconds
 
 
 _MIN_US = _raw_us(MIN_INSTANT)
@@ -186,13 +189,12 @@ _NO_YEAR = _Year(0, 0, 0, [], [])
 #: UTC instants of 1 January 00:00 of the years 1969..2302 (a local year is one of three
 #: neighbouring UTC years: offsets are under 26 hours)
 _FIRST_UTC_YEAR = 1969
-_UTC_YEAR_STARTS = array(
-    "q",
-    [
-        (datetime(y, 1, 1, tzinfo=UTC) - _EPOCH) // _US
-        for y in range(_FIRST_UTC_YEAR, HORIZON.year + 3)
-    ],
-)
+_UTC_YEAR_STARTS = [
+    (datetime(y, 1, 1, tzinfo=UTC) - _EPOCH) // _US
+    for y in range(_FIRST_UTC_YEAR, HORIZON.year + 3)
+]
+#: the mean Gregorian year: an instant's UTC year index, to within one, by a division
+_MEAN_YEAR_US = 146_097 * _DAY_US // 400
 
 
 class BusinessCalendar:
@@ -241,6 +243,9 @@ class BusinessCalendar:
         if self.business_day > MAX_BUSINESS_DAY:
             raise CalendarError(f"calendar {name!r}: business_day is longer than 24 hours")
         self._years: dict[int, _Year] = {}
+        #: the same tables by UTC year index (year - 1969), for the table of a UTC year that
+        #: is also its local year: an instant's table is then found without a search
+        self._by_utc_year: list[_Year | None] = [None] * len(_UTC_YEAR_STARTS)
         self._holidays: dict[int, frozenset[date]] = {}
         #: local year -> UTC microseconds of its 1 January 00:00 (filled as years are met)
         self._year_starts: dict[int, int] = {}
@@ -326,6 +331,7 @@ class BusinessCalendar:
         table = self._years.get(year)
         if table is None:
             table = self._years[year] = self._build_year(year)
+            self._by_utc_year[year - _FIRST_UTC_YEAR] = table
         return table
 
     def _year_start(self, year: int) -> int:
@@ -365,7 +371,18 @@ class BusinessCalendar:
         table = self._hot
         if table.lo <= us < table.hi:
             return table
-        year = bisect_right(_UTC_YEAR_STARTS, us) - 1 + _FIRST_UTC_YEAR
+        # the UTC year, by a division corrected by one comparison either way
+        k = (us - _UTC_YEAR_STARTS[0]) // _MEAN_YEAR_US
+        if us < _UTC_YEAR_STARTS[k]:
+            k -= 1
+        elif us >= _UTC_YEAR_STARTS[k + 1]:
+            k += 1
+        found = self._by_utc_year[k]
+        if found is not None and found.lo <= us < found.hi:
+            self._hot = found
+            return found
+        # near new year the local year may be the one before or after: by its bounds
+        year = k + _FIRST_UTC_YEAR
         if us < self._year_start(year):
             year -= 1
         elif us >= self._year_start(year + 1):
@@ -489,7 +506,7 @@ class BusinessCalendar:
 
     def working(self, t0: datetime, t1: datetime) -> timedelta:
         """Real elapsed time of ``[t0, t1)`` that lies inside open windows (0 if t1 <= t0)."""
-        return timedelta(microseconds=self.working_us(to_us(t0), to_us(t1)))
+        return timedelta(0, 0, self.working_us(to_us(t0), to_us(t1)))
 
     def add(self, t: datetime, d: timedelta) -> datetime:
         """The earliest instant ``t' >= t`` with ``working(t, t') == d``, in UTC.

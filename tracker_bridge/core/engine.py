@@ -28,7 +28,7 @@ first read, from what the verdict kept: equal to what writing them at once would
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -39,7 +39,7 @@ import re2
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
 from .durations import Duration, format_duration
 from .kb import kb_note
-from .policy import METRICS, Condition, Level, Plan, Policy, Trigger, slug
+from .policy import METRICS, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
 from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict
 
@@ -54,7 +54,7 @@ _MEMO_LIMIT = 4096
 
 
 def _td(us: int) -> timedelta:
-    return timedelta(microseconds=us)
+    return timedelta(0, 0, us)
 
 
 def _folded(table: Mapping[str, str]) -> dict[str, str]:
@@ -128,6 +128,16 @@ class _AnyText:
         return self.match(self.anchor, raw, 0, len(raw))[0] != (-1, -1)
 
 
+def _matcher(rx: Any | None) -> Callable[[str], bool] | None:
+    """``text -> bool(rx.search(text))``, through :class:`_AnyText` when ``rx`` is RE2."""
+    if rx is None:
+        return None
+    fast = _any_of([rx])
+    if fast is None:
+        return lambda text: bool(rx.search(text))
+    return _AnyText(fast)
+
+
 class _Compiled:
     """What ``evaluate`` needs of a policy, worked out once (see :func:`compiled`).
 
@@ -155,9 +165,10 @@ class _Compiled:
             for k, row in cl.matrix.table.items():
                 self.rows.setdefault(k.casefold(), k)
                 self.row_maps[k] = (row, _folded(row))
-        self.overrides: list[tuple[int, str, Condition, frozenset[str] | None]] = [
+        self.overrides: list[tuple[Any, ...]] = [
             (i, o.class_, o.when,
-             None if o.when.in_ is None else frozenset(x.casefold() for x in o.when.in_))
+             None if o.when.in_ is None else frozenset(x.casefold() for x in o.when.in_),
+             _matcher(o.when.text_matches), _matcher(o.when.matches))
             for i, o in enumerate(cl.overrides)
         ]
         any_of = _any_of(
@@ -315,17 +326,15 @@ def _classify(
     if c.overrides:
         text = f"{ticket.subject}\n{ticket.description}"
         texts_may_match = c.text_any is None or c.text_any(text)
-        for i, class_, w, folded_in in c.overrides:
-            if w.text_matches is not None and (
-                not texts_may_match or not w.text_matches.search(text)
-            ):
+        for i, class_, w, folded_in, text_matches, matches in c.overrides:
+            if text_matches is not None and (not texts_may_match or not text_matches(text)):
                 continue
             if w.field is not None:
                 value = fields.get(w.field)
                 if (
                     value is None
                     or (folded_in is not None and value.strip().casefold() not in folded_in)
-                    or (w.matches is not None and not w.matches.search(value))
+                    or (matches is not None and not matches(value))
                 ):
                     continue
             if w.labels_any is not None and not (set(ticket.labels) & w.labels_any):
@@ -403,20 +412,18 @@ class _Clock:
 
 
 def _intervals(
-    seg_at: list[int], seg_run: list[bool], created: int, now: int,
+    runs: list[tuple[int, int]], running_now: bool, created: int, now: int,
     start: int | None = None, stop: int | None = None,
 ) -> tuple[list[tuple[int, int]], bool]:
     """Intervals in [start, min(stop, now)] in statuses where the clocks run; and whether the
-    clock is running at ``now`` (so the last interval continues into the future)."""
+    clock is running at ``now`` (so the last interval continues into the future).
+
+    ``runs``: ``(from, to)`` of each status segment in which the clocks run, in order (the
+    last segment's ``to`` is now); ``running_now``: whether they run in the last one."""
     lo = created if start is None else max(start, created)
     hi = now if stop is None else min(stop, now)
     out: list[tuple[int, int]] = []
-    last = len(seg_at) - 1
-    for i in range(last + 1):
-        if not seg_run[i]:
-            continue
-        a = seg_at[i]
-        b = seg_at[i + 1] if i < last else now
+    for a, b in runs:
         if a < lo:
             a = lo
         if b > hi:
@@ -427,7 +434,7 @@ def _intervals(
             out[-1] = (out[-1][0], b)
         elif b > a:
             out.append((a, b))
-    ongoing = (stop is None or stop > now) and lo <= now and seg_run[last]
+    ongoing = (stop is None or stop > now) and lo <= now and running_now
     if ongoing and (not out or out[-1][1] != now):
         out.append((now, now))
     return out, ongoing
@@ -549,7 +556,11 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     try:
         now_us = (now - epoch) // us
         created = (ticket.created - epoch) // us
-        ats = [(ev.at - epoch) // us for ev in history]
+        # (days, seconds, microseconds) by hand: about twice as fast as // us
+        ats = [
+            ((d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds)
+            for d in [ev.at - epoch for ev in history]
+        ]
     except TypeError:  # a naive instant
         _instant_error(ticket, now)
         raise
@@ -562,39 +573,38 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     group = c.group
     status = ticket.status
     fields: Mapping[str, str | None] = ticket.fields
-    past: list[int] = []  # indices of the events at or before now
     future = False
-    first_status = None
     seg_at: list[int] = [created]
     seg_status: list[str | None] = [None]  # the initial status, filled in below
     tier_field = c.tiers.field if c.tiers is not None else None
-    tier_events: list[int] = []
+    tier_events: list[tuple[int, str | None]] = []  # (at, to) of past changes of the tier
     early = 0
-    for i, ev in enumerate(history):
-        kind = ev.kind
-        if kind == "status" and first_status is None:
-            first_status = ev
-        at = ats[i]
+    for ev, at in zip(history, ats, strict=True):
         if at > now_us:
             future = True
             continue
-        past.append(i)
         if at < created:
             early += 1
             if early == 1:
                 first_early = ev
+        kind = ev.kind
         if kind == "status":
             to = ev.to
             if to is not None:
                 if at < created:
-                    at = created
+                    at = created  # read as at creation
                 if at == seg_at[-1]:
                     seg_status[-1] = to
                 else:
                     seg_at.append(at)
                     seg_status.append(to)
         elif kind == "field" and ev.field == tier_field:
-            tier_events.append(i)
+            tier_events.append((at, ev.to))
+    first_status = None
+    for ev in history:
+        if ev.kind == "status":
+            first_status = ev
+            break
     if future:
         fields = dict(fields)
         for i in range(len(history) - 1, -1, -1):
@@ -638,7 +648,10 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             seg_status.append(status)
     known = c.groups
     seg_group = [known.get(s) or group(s) for s in seg_status]
-    seg_run = [g[1] for g in seg_group]
+    seg_end = seg_at[1:]
+    seg_end.append(now_us)
+    runs = [(a, b) for a, b, g in zip(seg_at, seg_end, seg_group, strict=True) if g[1]]
+    running_now = seg_group[-1][1]
     status_now = seg_group[-1][0]
     stopped_at = None
     if status_now in _STOPPED_GROUPS:
@@ -668,15 +681,16 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         on_status, on_comment = c.on_status, c.on_comment
         reporter = ticket.reporter
         prev_group = initial_group
-        for i in past:
-            ev = history[i]
+        for ev, at in zip(history, ats, strict=True):
+            if at > now_us:
+                continue
             kind = ev.kind
             if kind == "status":
                 if ev.to is None:
                     continue
                 new_group = group(ev.to)[0]
                 if on_status and prev_group == "new" and new_group != "new":
-                    response_stop = max(ats[i], created)
+                    response_stop = max(at, created)
                     response_why = f"status changed to {ev.to}"
                     break
                 prev_group = new_group
@@ -689,19 +703,19 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                     ev.text and _MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)
                 )
             ):
-                response_stop = max(ats[i], created)
+                response_stop = max(at, created)
                 response_why = f"public comment by {ev.by}" if ev.by else "public comment"
                 break
 
     # -- the two clocks ------------------------------------------------------------------------
     resp_info, res_info = c.route(class_, plan)
     info = {"response": resp_info, "resolution": res_info}
-    res_ivs, res_ongoing = _intervals(seg_at, seg_run, created, now_us)
+    res_ivs, res_ongoing = _intervals(runs, running_now, created, now_us)
     if response_stop is None:
         resp_ivs, resp_ongoing = res_ivs, res_ongoing
     else:
         resp_ivs, resp_ongoing = _intervals(
-            seg_at, seg_run, created, now_us, stop=response_stop)
+            runs, running_now, created, now_us, stop=response_stop)
     res_cal = res_info[0]
     resp_cal = resp_info[0]
     res_clock = _Clock(res_cal, res_ivs, res_ongoing)
@@ -743,7 +757,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             else:
                 state = "running"
             if not stopped:
-                remaining = timedelta(microseconds=target - elapsed)
+                remaining = timedelta(0, 0, target - elapsed)
                 if clock.ongoing:
                     due_us = clock.reach(target)
                     due = None if due_us is None else from_us(due_us)
@@ -767,7 +781,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         metrics[metric] = MetricVerdict(
             name=metric,
             state=state,
-            elapsed=timedelta(microseconds=elapsed),
+            elapsed=timedelta(0, 0, elapsed),
             target=target_td,
             due=due,
             remaining=remaining,
@@ -790,14 +804,13 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         if tier is not None and open_now:
             entered = created
             folded_tier = tier.casefold()
-            for i in tier_events:
-                to = history[i].to
+            for at, to in tier_events:
                 if to is not None and to.strip().casefold() == folded_tier:
-                    entered = ats[i]
+                    entered = at
             limit = c.tier_limit(tier, class_, plan)
             if limit is not None:
                 limit_d, limit_us, cal, nxt = limit
-                ivs, ongoing = _intervals(seg_at, seg_run, created, now_us, start=entered)
+                ivs, ongoing = _intervals(runs, running_now, created, now_us, start=entered)
                 tclock = _Clock(cal, ivs, ongoing)
                 spent = tclock.elapsed
                 if spent >= limit_us:
@@ -827,8 +840,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 clock = clocks[trig[0]]
                 if clock.elapsed >= threshold:
                     triggered = idx
-                elif clock.ongoing and (at := clock.reach(threshold)) is not None:
-                    pending.append((idx, at))
+                elif clock.ongoing and (fires := clock.reach(threshold)) is not None:
+                    pending.append((idx, fires))
             else:
                 _, cal, d = trig
                 worked = since_creation.get(id(cal))
@@ -851,7 +864,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
 
         reached = level_for(triggered)
         # a pending trigger matters only if it would change the level
-        candidates += [at for idx, at in pending if idx > triggered and level_for(idx) != reached]
+        candidates += [t for idx, t in pending if idx > triggered and level_for(idx) != reached]
         if reached:
             lv = esc.levels[reached - 1]
             level, level_index = lv.name, reached
