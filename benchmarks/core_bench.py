@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Benchmark the checkout this script sits in, installed or not.
 sys.path.insert(0, str(ROOT))
 
-from tracker_bridge.core.calendar import BusinessCalendar  # noqa: E402
+from tracker_bridge.core.calendar import BusinessCalendar, to_us  # noqa: E402
 from tracker_bridge.core.engine import evaluate  # noqa: E402
 from tracker_bridge.core.policy import Policy  # noqa: E402
 from tracker_bridge.core.ticket import HistoryEvent, Ticket  # noqa: E402
@@ -131,6 +131,11 @@ class Stat:
     def median(self) -> float:
         return statistics.median(self.per_op)
 
+    @property
+    def best(self) -> float:
+        """The fastest repeat: on a shared machine the one least disturbed by other load."""
+        return min(self.per_op)
+
     def row(self, label: str, impl: str) -> str:
         us = [x * 1e6 for x in self.per_op]
         med = statistics.median(us)
@@ -203,6 +208,10 @@ class Jobs:
             for _label, _impl, once, stat in self._jobs:
                 stat.per_op.append(once())
         return [stat.row(label, impl) for label, impl, _once, stat in self._jobs]
+
+    def stat(self, label: str, impl: str) -> Stat:
+        """The times of one job (after :meth:`run`)."""
+        return next(st for lb, im, _once, st in self._jobs if (lb, im) == (label, impl))
 
 
 # -- businesstime --------------------------------------------------------------------------------
@@ -279,6 +288,43 @@ def bt_for(cal: BusinessCalendar, years: range) -> Any | None:
     )
 
 
+ONE_DAY = timedelta(days=1)
+
+
+def walk_add(bt: Any, start: datetime, d: timedelta) -> datetime:
+    """A deadline by a plain day-by-day walk: from ``start``'s day, each day businesstime's
+    ``isbusinessday`` accepts gives its window (after ``start`` on the first day) until ``d``
+    is used up. Naive local times, one window a day, as businesstime takes them: the
+    reference the calendar's year tables are measured against."""
+    open_t, close_t = bt.business_hours
+    left = d
+    day = start.date()
+    while True:
+        if bt.isbusinessday(day):
+            a = max(start, datetime.combine(day, open_t))
+            b = datetime.combine(day, close_t)
+            if b > a:
+                if b - a >= left:
+                    return a + left
+                left -= b - a
+        day += ONE_DAY
+
+
+def walk_working(bt: Any, start: datetime, end: datetime) -> timedelta:
+    """Working time of ``[start, end)`` by the same day-by-day walk."""
+    open_t, close_t = bt.business_hours
+    total = timedelta(0)
+    day, last = start.date(), end.date()
+    while day <= last:
+        if bt.isbusinessday(day):
+            a = max(start, datetime.combine(day, open_t))
+            b = min(end, datetime.combine(day, close_t))
+            if b > a:
+                total += b - a
+        day += ONE_DAY
+    return total
+
+
 def after_close_on_business_day(bt: Any, local: datetime) -> bool:
     """Whether a start trips businesstime 0.3.0's span builder (see :data:`AFTER_CLOSE`)."""
     return bt.isbusinessday(local) and local.time() >= bt.business_hours[1]
@@ -311,10 +357,87 @@ class Sizes:
     repeats: int
     tickets: int
     cold_policies: int
+    span_ops: int
+    span_repeats: int
 
 
-FULL = Sizes(warm_ops=4000, bt_ops=300, cold_samples=40, repeats=5, tickets=400, cold_policies=15)
-QUICK = Sizes(warm_ops=600, bt_ops=40, cold_samples=8, repeats=3, tickets=60, cold_policies=3)
+FULL = Sizes(warm_ops=4000, bt_ops=300, cold_samples=40, repeats=5, tickets=400, cold_policies=15,
+             span_ops=600, span_repeats=9)
+QUICK = Sizes(warm_ops=600, bt_ops=40, cold_samples=8, repeats=3, tickets=60, cold_policies=3,
+              span_ops=60, span_repeats=3)
+#: the spans the calendar is compared with the day-by-day walk at
+SPANS = ("30m", "8h", "1bd", "15bd", "60bd")
+
+
+def span(text: str, business_day: timedelta) -> timedelta:
+    if text.endswith("bd"):
+        return int(text[:-2]) * business_day
+    return timedelta(minutes=int(text[:-1])) if text.endswith("m") else timedelta(
+        hours=int(text[:-1]))
+
+
+def bench_spans(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
+    """``add`` and ``working`` against a plain day-by-day walk over businesstime's
+    ``isbusinessday``, span by span, on the same inputs; ratios of the best repeats."""
+    cal = office_calendar()
+    bt = bt_for(cal, range(2025, 2031))
+    out.append("")
+    out.append(
+        f"calendar vs a day-by-day walk: add(t, d) and working(t, add(t, d)) on {ZONE_NAME}"
+        f" Mon-Fri 09:00-17:30 with {HOLIDAYS} holidays, {sizes.span_ops} random starts over"
+        f" 2026-2027 per span; the walk asks businesstime's isbusinessday day by day (naive"
+        " local times); ours with datetimes (add, working) and on integer microseconds"
+        " (add_us, working_us, what the engine calls)"
+    )
+    if bt is None:
+        out.append("  businesstime not installed (pip install -e '.[bench]'): no walk to compare")
+        return
+    starts = random_starts(rng, sizes.span_ops)
+    us = [to_us(t) for t in starts]
+    local = [naive_local(t) for t in starts]
+    for t in starts:  # build every year table the spans reach: warm figures only
+        cal.add(t, span("60bd", cal.business_day))
+    out.append(f"  {'operation':<24} {'implementation':<14} {'throughput':>16} {'median':>17}   [min .. max]")
+    jobs = Jobs()
+    agree: list[str] = []
+    for text in SPANS:
+        d = span(text, cal.business_day)
+        d_us = d // timedelta(microseconds=1)
+        ends = jobs.warm(f"add {text}", "ours", lambda d=d: [cal.add(t, d) for t in starts],
+                         len(starts))
+        jobs.warm(f"add {text}", "ours, µs ints", lambda d_us=d_us: [cal.add_us(u, d_us) for u in us],
+                  len(us))
+        walked = jobs.warm(f"add {text}", "day walk",
+                           lambda d=d: [walk_add(bt, t, d) for t in local], len(local))
+        ends_us = [to_us(e) for e in ends]
+        ends_local = [naive_local(e) for e in ends]
+        worked = jobs.warm(f"working {text}", "ours",
+                           lambda ends=ends: [cal.working(a, b) for a, b in zip(starts, ends, strict=True)],
+                           len(starts))
+        jobs.warm(f"working {text}", "ours, µs ints",
+                  lambda ends_us=ends_us: [cal.working_us(a, b) for a, b in zip(us, ends_us, strict=True)],
+                  len(us))
+        walked_w = jobs.warm(f"working {text}", "day walk",
+                             lambda ends_local=ends_local: [walk_working(bt, a, b) for a, b in zip(local, ends_local, strict=True)],
+                             len(local))
+        same_add = sum(a == b for a, b in zip(ends_local, walked, strict=True))
+        same_w = sum(a == b for a, b in zip(worked, walked_w, strict=True))
+        agree.append(f"{text} add {same_add}/{len(starts)}, working {same_w}/{len(starts)}")
+    out.extend(jobs.run(sizes.span_repeats))
+    out.append("")
+    out.append(
+        f"  how many times faster than the day-by-day walk (best of {sizes.span_repeats} repeats,"
+        " measured in this run; 'ints' = the integer-microsecond calls the engine makes):"
+    )
+    out.append(f"  {'span':<6} {'add':>8} {'add, ints':>11} {'working':>9} {'working, ints':>15}")
+    for text in SPANS:
+        row = []
+        for op in ("add", "working"):
+            walk = jobs.stat(f"{op} {text}", "day walk").best
+            row.append(walk / jobs.stat(f"{op} {text}", "ours").best)
+            row.append(walk / jobs.stat(f"{op} {text}", "ours, µs ints").best)
+        out.append(f"  {text:<6} {row[0]:>7.1f}x {row[1]:>10.1f}x {row[2]:>8.1f}x {row[3]:>14.1f}x")
+    out.append("  agreement with the walk (same inputs): " + "; ".join(agree))
 
 
 def bench_deadlines(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
@@ -515,13 +638,30 @@ class CallRecorder:
 
     def __init__(self, policy: Policy) -> None:
         self.calls: list[tuple[str, str, int, int]] = []
+        self.inside = False
         for name, cal in policy.calendars.items():
             cal.working_us = self._wrap(name, "working", cal.working_us)  # type: ignore[method-assign]
             cal.add_us = self._wrap(name, "add", cal.add_us)  # type: ignore[method-assign]
+            if hasattr(cal, "works_us"):  # a clock's spans in one call: recorded one by one
+                cal.works_us = self._wrap_many(name, cal.works_us)  # type: ignore[method-assign]
+
+    def _wrap_many(
+        self, name: str, fn: Callable[[list[tuple[int, int]]], list[int]]
+    ) -> Callable[[list[tuple[int, int]]], list[int]]:
+        def recorded(spans: list[tuple[int, int]]) -> list[int]:
+            self.calls.extend((name, "working", a, b) for a, b in spans)
+            self.inside = True  # its own working_us calls are the spans just recorded
+            try:
+                return fn(spans)
+            finally:
+                self.inside = False
+
+        return recorded
 
     def _wrap(self, name: str, op: str, fn: Callable[[int, int], int]) -> Callable[[int, int], int]:
         def recorded(a: int, b: int) -> int:
-            self.calls.append((name, op, a, b))
+            if not self.inside:
+                self.calls.append((name, op, a, b))
             return fn(a, b)
 
         return recorded
@@ -550,6 +690,23 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
     verdicts = jobs.warm(
         "verdict", "ours, warm", lambda: [evaluate(policy, t, now) for t, now in cases], len(cases)
     )
+    # The yardsticks a verdict is measured against in the same run (so that the ratio holds
+    # on any machine): one calendar add, as in the deadline section, and the walk at 30m.
+    yard_cal = office_calendar()
+    yard_starts = random_starts(rng, len(cases))
+    yard_us = [to_us(t) for t in yard_starts]
+    eight = timedelta(hours=8)
+    eight_us = eight // timedelta(microseconds=1)
+    jobs.warm("one calendar add", "ours, warm", lambda: [yard_cal.add(t, eight) for t in yard_starts],
+              len(yard_starts))
+    jobs.warm("one calendar add_us", "ours, warm",
+              lambda: [yard_cal.add_us(u, eight_us) for u in yard_us], len(yard_us))
+    yard_bt = bt_for(yard_cal, range(2025, 2031))
+    if yard_bt is not None:
+        yard_local = [naive_local(t) for t in yard_starts]
+        half_hour = timedelta(minutes=30)
+        jobs.warm("one day walk, add 30m", "businesstime",
+                  lambda: [walk_add(yard_bt, t, half_hour) for t in yard_local], len(yard_local))
     notes: list[str] = []
     states: dict[str, int] = {}
     for v in verdicts:
@@ -582,7 +739,8 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
         f" {', '.join(sorted(n for n, b in bts.items() if b is not None)) or 'none'})"
     )
     if BusinessTime is None or not expressible:
-        out.extend(jobs.run(sizes.repeats))
+        out.extend(jobs.run(sizes.span_repeats))
+        out.extend(verdict_ratios(jobs, sizes))
         out.extend(notes)
         out.append("  verdict calendar calls: businesstime not installed or nothing to replay")
         return
@@ -609,7 +767,8 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
     label = "verdict calendar calls"
     ours = jobs.warm(label, "ours, warm", run_ours, len(replay))
     theirs = jobs.warm(label, "businesstime", run_theirs, len(replay))
-    out.extend(jobs.run(sizes.repeats))
+    out.extend(jobs.run(sizes.span_repeats))
+    out.extend(verdict_ratios(jobs, sizes))
     out.extend(notes)
     ours_cmp = [
         naive_local(x, cals[c[0]].zone) if isinstance(x, datetime) else x
@@ -628,6 +787,27 @@ def bench_verdicts(sizes: Sizes, rng: random.Random, out: list[str]) -> None:
     ))
 
 
+def verdict_ratios(jobs: Jobs, sizes: Sizes) -> list[str]:
+    """Verdicts per second and what a verdict costs in calendar adds, from the best repeats
+    of this run."""
+    verdict = jobs.stat("verdict", "ours, warm")
+    add = jobs.stat("one calendar add", "ours, warm").best
+    add_us = jobs.stat("one calendar add_us", "ours, warm").best
+    lines = [
+        f"  verdicts per second, 20-event tickets: {1 / verdict.best:,.0f} (best of"
+        f" {sizes.span_repeats} repeats; {1 / verdict.median:,.0f} at the median)",
+        f"  a verdict costs {verdict.best / add:.1f} calendar adds (add 8h from random starts,"
+        f" datetimes) or {verdict.best / add_us:.1f} add_us calls (integers), best repeats of"
+        " this run",
+    ]
+    try:
+        walk = jobs.stat("one day walk, add 30m", "businesstime").best
+        lines.append(f"  ... or {verdict.best / walk:.1f} day-by-day walks of a 30m add")
+    except StopIteration:
+        pass
+    return lines
+
+
 # -- memory --------------------------------------------------------------------------------------
 
 
@@ -644,11 +824,20 @@ def bench_memory(out: list[str]) -> None:
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    intervals = sum(len(cal._year(y).starts) for y in range(2026, 2036))
+    tables = [cal._year(y) for y in range(2026, 2036)]
+    intervals = sum(getattr(t, "n", len(t.starts)) for t in tables)
     out.append("")
     out.append(
         f"memory: a calendar after covering 10 years (2026-2035, {intervals} open intervals):"
         f" {held / 1024:,.0f} KiB held, {peak / 1024:,.0f} KiB peak while building (tracemalloc)"
+    )
+    arrays = (
+        f"; its arrays hold {sum(t.nbytes() for t in tables) / len(tables) / 1024:.1f} KiB"
+        if all(hasattr(t, "nbytes") for t in tables) else ""
+    )
+    out.append(
+        f"  per calendar-year: {held / len(tables) / 1024:.1f} KiB held (tracemalloc, year table"
+        f" and holiday dates){arrays}"
     )
     if BusinessTime is not None:
         gc.collect()
@@ -680,7 +869,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.append(f"run: {'quick' if args.quick else 'full'}, seed {args.seed}")
     for line in out:
         print(line, flush=True)
-    for section in (bench_deadlines, bench_verdicts):
+    for section in (bench_deadlines, bench_spans, bench_verdicts):
         part: list[str] = []
         section(sizes, rng, part)
         print("\n".join(part), flush=True)
