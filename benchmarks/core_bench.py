@@ -861,6 +861,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small samples (about 10 s)")
     parser.add_argument("--seed", type=int, default=2026, help="random seed for the inputs")
+    parser.add_argument(
+        "--only", action="append", choices=("deadlines", "spans", "verdicts", "memory"),
+        help="run only this section (repeatable; default: all)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rng = random.Random(args.seed)
@@ -869,13 +873,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.append(f"run: {'quick' if args.quick else 'full'}, seed {args.seed}")
     for line in out:
         print(line, flush=True)
-    for section in (bench_deadlines, bench_spans, bench_verdicts):
+    sections = {"deadlines": bench_deadlines, "spans": bench_spans, "verdicts": bench_verdicts}
+    for name, section in sections.items():
+        if args.only and name not in args.only:
+            continue
         part: list[str] = []
         section(sizes, rng, part)
         print("\n".join(part), flush=True)
-    part = []
-    bench_memory(part)
-    print("\n".join(part))
+    if not args.only or "memory" in args.only:
+        part = []
+        bench_memory(part)
+        print("\n".join(part))
     print(f"\ntotal run time: {time.perf_counter() - began:.1f} s")
     return 0
 

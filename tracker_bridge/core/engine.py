@@ -175,6 +175,8 @@ class _Compiled:
             [o.when.text_matches for o in cl.overrides if o.when.text_matches is not None]
         )
         self.text_any = None if any_of is None else _AnyText(any_of)
+        #: the overrides to try when no text pattern matches: those without one
+        self.overrides_untexted = [o for o in self.overrides if o[4] is None]
         self.plans: dict[str | None, tuple[Plan, str | None]] = {}
         self.class_labels = {c: policy.class_label(c) for c in policy.classes}
         self.state_labels = {
@@ -325,9 +327,11 @@ def _classify(
     """``(class, rule, why)``; ``why`` is what :func:`_why_class` words."""
     if c.overrides:
         text = f"{ticket.subject}\n{ticket.description}"
-        texts_may_match = c.text_any is None or c.text_any(text)
-        for i, class_, w, folded_in, text_matches, matches in c.overrides:
-            if text_matches is not None and (not texts_may_match or not text_matches(text)):
+        overrides = c.overrides
+        if c.text_any is not None and not c.text_any(text):  # no text pattern matches
+            overrides = c.overrides_untexted
+        for i, class_, w, folded_in, text_matches, matches in overrides:
+            if text_matches is not None and not text_matches(text):
                 continue
             if w.field is not None:
                 value = fields.get(w.field)
@@ -388,7 +392,7 @@ def classify(
 class _Clock:
     """Running intervals of one clock on one calendar; the last may still be running."""
 
-    __slots__ = ("cal", "elapsed", "intervals", "ongoing", "works")
+    __slots__ = ("cal", "elapsed", "intervals", "last_cum", "last_start", "ongoing", "works")
 
     def __init__(
         self, cal: BusinessCalendar, intervals: list[tuple[int, int]], ongoing: bool
@@ -397,10 +401,16 @@ class _Clock:
         self.intervals = intervals
         self.ongoing = ongoing
         self.works = works = cal.works_us(intervals)
-        self.elapsed = sum(works)
+        self.elapsed = elapsed = sum(works)
+        if ongoing:  # (an ongoing clock has at least its (now, now) interval)
+            self.last_start = intervals[-1][0]
+            self.last_cum = elapsed - works[-1]
 
     def reach(self, amount: int) -> int | None:
         """The instant the clock's accumulated time reaches ``amount``, or None if it never will."""
+        if self.ongoing and amount > self.elapsed:
+            # past what has elapsed: only the running interval can reach it
+            return self.cal.add_us(self.last_start, amount - self.last_cum)
         cum = 0
         works = self.works
         last = len(works) - 1 if self.ongoing else -1
