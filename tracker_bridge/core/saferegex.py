@@ -14,7 +14,8 @@ and there are no backreferences or look-around assertions.
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import re2
 
@@ -31,6 +32,10 @@ class Pattern(Protocol):
     def pattern(self) -> str: ...
 
     def search(self, text: str, /) -> object | None: ...
+
+    def finditer(self, text: str, /) -> Iterator[Any]: ...
+
+    def sub(self, repl: Any, text: str, /) -> str: ...
 
 
 class RegexError(ValueError):
