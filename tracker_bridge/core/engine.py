@@ -392,7 +392,9 @@ def classify(
 class _Clock:
     """Running intervals of one clock on one calendar; the last may still be running."""
 
-    __slots__ = ("cal", "elapsed", "intervals", "last_cum", "last_start", "ongoing", "works")
+    __slots__ = (
+        "cal", "elapsed", "intervals", "last_cum", "last_start", "ongoing", "reached", "works"
+    )
 
     def __init__(
         self, cal: BusinessCalendar, intervals: list[tuple[int, int]], ongoing: bool
@@ -405,19 +407,28 @@ class _Clock:
         if ongoing:  # (an ongoing clock has at least its (now, now) interval)
             self.last_start = intervals[-1][0]
             self.last_cum = elapsed - works[-1]
+        #: amount -> instant, for the amounts asked already (a level at 100% of a target asks
+        #: for the instant the metric's due date already is)
+        self.reached: dict[int, int | None] = {}
 
     def reach(self, amount: int) -> int | None:
         """The instant the clock's accumulated time reaches ``amount``, or None if it never will."""
+        reached = self.reached
+        if amount in reached:
+            return reached[amount]
         if self.ongoing and amount > self.elapsed:
             # past what has elapsed: only the running interval can reach it
-            return self.cal.add_us(self.last_start, amount - self.last_cum)
+            at = reached[amount] = self.cal.add_us(self.last_start, amount - self.last_cum)
+            return at
         cum = 0
         works = self.works
         last = len(works) - 1 if self.ongoing else -1
         for i, (a, _b) in enumerate(self.intervals):
             if amount - cum <= works[i] or i == last:
-                return self.cal.add_us(a, max(0, amount - cum))
+                at = reached[amount] = self.cal.add_us(a, max(0, amount - cum))
+                return at
             cum += works[i]
+        reached[amount] = None
         return None
 
 
@@ -559,24 +570,27 @@ def _instant_error(ticket: Ticket, now: datetime) -> None:
 def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     """The engine's verdict on one ticket at ``now`` (an aware datetime)."""
     c = policy.compiled or compiled(policy)
-    epoch, us = _EPOCH, _US
+    epoch = _EPOCH
     history = ticket.history
 
     # -- the ticket as it was at now: one pass over the history, each instant read once ------
     try:
-        now_us = (now - epoch) // us
-        created = (ticket.created - epoch) // us
+        d = now - epoch
+        now_us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+        d = ticket.created - epoch
+        created = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
         # (days, seconds, microseconds) by hand: about twice as fast as // us
         ats = [
             ((d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds)
-            for d in [ev.at - epoch for ev in history]
+            for ev in history
+            if (d := ev.at - epoch) is not None
         ]
     except TypeError:  # a naive instant
         _instant_error(ticket, now)
         raise
     lowest, highest = min(now_us, created), max(now_us, created)
     if ats:
-        lowest, highest = min(lowest, *ats), max(highest, *ats)
+        lowest, highest = min(lowest, min(ats)), max(highest, max(ats))
     if lowest < 0 or highest > _HORIZON_US:
         _instant_error(ticket, now)  # outside 1970..2300: the calendar's error, as before
 
@@ -675,7 +689,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     steps: list[tuple[Any, ...]] = []
     class_, rule, why = _classify(c, ticket, fields)
     steps.append(("class", class_, why))
-    plan_obj, plan_warning = c.plan_for(fields.get(policy.plan_field))
+    raw_plan = fields.get(policy.plan_field)
+    plan_obj, plan_warning = c.plans.get(raw_plan) or c.plan_for(raw_plan)
     plan = plan_obj.name
     if plan_warning:
         warnings.append(f"{ticket.ref}: {plan_warning}")
@@ -869,12 +884,15 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 if label in ticket.labels:
                     floor = i
 
-        def level_for(t: int) -> int:
-            return max(min(t + requested, n_levels) if t or requested else 0, floor)
-
-        reached = level_for(triggered)
+        # the level for t triggered: one higher on request, never below the labels' floor
+        top = min(triggered + requested, n_levels) if triggered or requested else 0
+        reached = top if top > floor else floor
         # a pending trigger matters only if it would change the level
-        candidates += [t for idx, t in pending if idx > triggered and level_for(idx) != reached]
+        for idx, t in pending:
+            if idx > triggered:
+                top = min(idx + requested, n_levels)
+                if (top if top > floor else floor) != reached:
+                    candidates.append(t)
         if reached:
             lv = esc.levels[reached - 1]
             level, level_index = lv.name, reached
