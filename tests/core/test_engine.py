@@ -484,3 +484,149 @@ def test_kb_note_takes_the_fix_written_just_after_resolving_never_a_bridge_note(
     assert "Fixed by re-indexing the reports table." in kb.text
     assert "SLA breach" not in kb.text
     assert "SLA resolution: met, 30m of 8h" in kb.text
+
+
+# -- the compiled policy and the texts written when read ------------------------------------
+
+
+def _resolved_breached_escalated() -> Ticket:
+    """Resolved late (a breach and a KB note), escalated in tier and level while open."""
+    return ticket(
+        status="Resolved",
+        fields={"tier": "L1"},
+        description="Steps to reproduce: open the report",
+        history=[
+            st_ev("2026-03-02T09:00", "New", "In Progress"),
+            {"at": "2026-03-04T10:00", "kind": "comment", "by": "bob", "public": True,
+             "text": "Fixed by clearing the cache."},
+            st_ev("2026-03-04T10:05", "In Progress", "Resolved"),
+        ],
+    )
+
+
+def test_note_texts_and_reasons_are_written_only_when_read(policy, monkeypatch) -> None:
+    import tracker_bridge.core.engine as engine
+
+    calls = {"kb": 0, "explain": 0}
+    real_kb, real_explain = engine.kb_note, engine._explain
+
+    def counting_kb(*args: Any, **kwargs: Any) -> str:
+        calls["kb"] += 1
+        return real_kb(*args, **kwargs)
+
+    def counting_explain(*args: Any) -> tuple[str, ...]:
+        calls["explain"] += 1
+        return real_explain(*args)
+
+    monkeypatch.setattr(engine, "kb_note", counting_kb)
+    monkeypatch.setattr(engine, "_explain", counting_explain)
+    v = evaluate(policy, _resolved_breached_escalated(), utc("2026-03-05T12:00"))
+    assert [n.key for n in v.notes] == ["breach:resolution", "kb"]
+    assert v.labels and v.metrics["resolution"].state == "breached"  # decided at once
+    assert calls == {"kb": 0, "explain": 0}  # (to_dict() holds the texts: it writes them)
+    kb = v.notes[-1]
+    assert kb.text.startswith("KB-ready resolution note") and kb.text == kb.text
+    assert v.reasons and v.reasons == v.reasons
+    assert calls == {"kb": 1, "explain": 1}  # written once, then kept
+
+
+def test_lazy_notes_and_verdicts_compare_like_eager_ones(policy) -> None:
+    from dataclasses import FrozenInstanceError
+
+    from tracker_bridge.core.verdict import Note, Verdict
+
+    t = _resolved_breached_escalated()
+    now = utc("2026-03-05T12:00")
+    v, again = evaluate(policy, t, now), evaluate(policy, t, now)
+    assert v == again and v.to_dict() == again.to_dict() and v.reasons == again.reasons
+    for lazy in v.notes:
+        eager = Note(lazy.key, lazy.text)
+        assert lazy == eager and eager == lazy and hash(lazy) == hash(eager)
+        assert repr(lazy) == repr(eager) == f"Note(key={lazy.key!r}, text={lazy.text!r})"
+        assert lazy.to_dict() == {"key": lazy.key, "text": lazy.text}
+    with pytest.raises(FrozenInstanceError):
+        v.notes[0].text = "x"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        v.class_ = "low"  # type: ignore[misc]
+    # a verdict built with its reasons at once is the same verdict
+    fields = {name: getattr(v, name) for name in (
+        "ticket", "now", "class_", "class_rule", "plan", "metrics", "tier", "escalate_to",
+        "level", "level_index", "labels", "label_prefix", "notes", "next_change", "warnings",
+        "reasons", "stopped_at")}
+    eager_v = Verdict(**fields)
+    assert eager_v == v and repr(eager_v) == repr(v)
+    assert Verdict(**{**fields, "reasons": ("other",)}) != v
+
+
+def test_the_compiled_policy_is_made_once_and_not_shared_by_derived_policies(policy) -> None:
+    from tracker_bridge.core.engine import compiled
+
+    assert compiled(policy) is compiled(policy) is policy.compiled
+    # a tracker's own status names: a derived policy compiles its own status groups
+    derived = policy.with_status_overrides({"waiting": ["On hold"]})
+    t = ticket(status="On hold", history=[st_ev("2026-03-02T10:00", "New", "On hold")])
+    now = utc("2026-03-02T12:00")
+    assert evaluate(derived, t, now).metrics["resolution"].state == "paused"
+    assert evaluate(policy, t, now).metrics["resolution"].state == "running"
+    assert compiled(derived) is not compiled(policy)
+
+
+OVERRIDES = """
+name: overrides
+timezone: UTC
+calendars: {}
+statuses: {new: [New], waiting: [], resolved: [Resolved], closed: [Closed]}
+classes: {a: {response: 1h, resolution: 4h}, b: {response: 1h, resolution: 4h},
+          c: {response: 1h, resolution: 4h}, d: {response: 1h, resolution: 4h}}
+default_class: d
+plans: {p: {calendar: always}}
+classify:
+  field: priority
+  map: {One: a}
+  overrides:
+    - {class: a, when: {text_matches: '(?i)\\bdown\\b'}}
+    - {class: b, when: {field: component, in: [EMR], text_matches: 'lost'}}
+    - {class: c, when: {field: component, matches: '^Cal'}}
+    - {class: b, when: {text_matches: '^Outage', labels_any: [vip]}}
+"""
+
+WORDS = ["down", "DOWN", "lost", "Outage", "is", "Down", "update", "\n", " ", "é", "Calendar"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join),
+    description=st.lists(st.sampled_from(WORDS), max_size=6).map("".join),
+    component=st.sampled_from([None, "EMR", "emr ", "Calendar", "Other"]),
+    labels=st.sampled_from([[], ["vip"]]),
+)
+def test_overrides_through_the_combined_pattern_are_the_rules_one_by_one(
+    subject, description, component, labels
+) -> None:
+    """The engine first asks one combined RE2 pattern whether any override's text pattern
+    matches; the class is what trying each override in order gives."""
+    from tracker_bridge.core.engine import classify, compiled
+
+    p = load_policy_text(OVERRIDES, "overrides.yaml")
+    assert compiled(p).text_any is not None  # the combined pattern is what is under test
+    fields = {"priority": "Two"} | ({} if component is None else {"component": component})
+    t = Ticket.from_dict({
+        "tracker": "t", "key": "o", "created": "2026-03-02T09:00:00+00:00", "status": "New",
+        "subject": subject, "description": description, "fields": fields, "labels": labels,
+    })
+    text = f"{t.subject}\n{t.description}"
+    expected = ("d", "default")
+    for i, o in enumerate(p.classify.overrides):
+        w = o.when
+        value = t.fields.get(w.field) if w.field else None
+        if (
+            (w.text_matches is None or w.text_matches.search(text))
+            and (w.field is None or value is not None)
+            and (w.in_ is None or (value is not None and value.strip().casefold() in {
+                x.casefold() for x in w.in_}))
+            and (w.matches is None or (value is not None and w.matches.search(value)))
+            and (w.labels_any is None or set(t.labels) & w.labels_any)
+        ):
+            expected = (o.class_, f"override:{i}")
+            break
+    assert classify(p, t, t.fields)[:2] == expected
