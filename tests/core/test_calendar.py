@@ -323,3 +323,39 @@ def test_a_year_table_is_arrays_of_64_bit_integers(office: BusinessCalendar) -> 
     # 2026 in England: 253 weekdays that are not bank holidays, one window each
     assert table.n == 253
     assert table.nbytes() < 8 * 1024
+
+
+#: spans as a clock has them: ordered, some empty (a running clock's (now, now)), some
+#: crossing new year, some outside the range the calendars compute in
+clock_spans = st.lists(
+    st.tuples(
+        st.one_of(near_pivot, instants, st.just(datetime(1970, 1, 1, tzinfo=UTC)),
+                  st.just(datetime(2300, 1, 1, tzinfo=UTC))),
+        st.integers(min_value=-10**6, max_value=40 * 86_400 * 10**6),
+    ),
+    max_size=5,
+)
+
+
+@pytest.mark.filterwarnings("ignore:Requested Holidays are available only")  # 1970, 2300
+@settings(max_examples=300, deadline=None)
+@given(cal=cal_st, spans=clock_spans)
+def test_works_us_is_working_us_span_by_span(cal, spans) -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    pairs = [((t - epoch) // timedelta(microseconds=1), length) for t, length in spans]
+    pairs = [(a, a + length) for a, length in pairs]
+
+    def each(a: int, b: int) -> object:
+        try:
+            return cal.working_us(a, b)
+        except CalendarError as exc:
+            return str(exc)
+
+    expected = [each(a, b) for a, b in pairs]
+    first_error = next((e for e in expected if isinstance(e, str)), None)
+    if first_error is None:
+        assert cal.works_us(pairs) == expected
+    else:
+        with pytest.raises(CalendarError) as raised:
+            cal.works_us(pairs)
+        assert str(raised.value) == first_error

@@ -422,15 +422,27 @@ class BusinessCalendar:
     def works_us(self, spans: Iterable[tuple[int, int]]) -> list[int]:
         """``working_us(a, b)`` for each ``(a, b)`` in ``spans``: one call for a clock's
         intervals (the engine's), without a method call and two range checks per span."""
-        if self.always:
-            return [self.working_us(a, b) for a, b in spans]
         out: list[int] = []
+        if self.always:
+            for a, b in spans:
+                if _MIN_US <= a <= _HORIZON_US and _MIN_US <= b <= _HORIZON_US:
+                    out.append(b - a if b > a else 0)
+                else:
+                    out.append(self.working_us(a, b))  # raises
+            return out
         table = self._hot
         for a, b in spans:
             if not (table.lo <= a <= b <= table.hi and a >= _MIN_US and b <= _HORIZON_US):
-                out.append(self.working_us(a, b))
-                table = self._hot
-                continue
+                if a == b and _MIN_US <= a <= _HORIZON_US:  # a running clock's (now, now)
+                    out.append(0)
+                    continue
+                if not (a < b and a >= _MIN_US and b <= _HORIZON_US):
+                    out.append(self.working_us(a, b))  # nothing, or the range error
+                    continue
+                table = self._table_at(a)
+                if b > table.hi:  # across a new year
+                    out.append(self.working_us(a, b))
+                    continue
             # table.within(b) - table.within(a), inlined
             days, ends, lo = table.days, table.ends, table.lo
             i = days[(a - lo) // _DAY_US]

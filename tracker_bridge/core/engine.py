@@ -41,7 +41,7 @@ from .durations import Duration, format_duration
 from .kb import kb_note
 from .policy import METRICS, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
-from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict
+from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict, metric_verdict
 
 _STOPPED_GROUPS = ("resolved", "closed")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -803,15 +803,15 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             ))
         if state == "paused":
             labels.add(c.paused_label)
-        metrics[metric] = MetricVerdict(
-            name=metric,
-            state=state,
-            elapsed=timedelta(0, 0, elapsed),
-            target=target_td,
-            due=due,
-            remaining=remaining,
-            calendar=cal_name,
-            stopped_at=from_us(stop) if stopped and stop is not None else None,
+        metrics[metric] = metric_verdict(
+            metric,
+            state,
+            timedelta(0, 0, elapsed),
+            target_td,
+            due,
+            remaining,
+            cal_name,
+            from_us(stop) if stopped and stop is not None else None,
         )
 
     # -- functional escalation (tiers) ------------------------------------------------------------
