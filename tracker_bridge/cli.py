@@ -144,3 +144,7 @@ def evaluate(policy_path: str, ticket_path: str, now: str | None, as_json: bool)
 
 
 register_commands(main)
+
+
+if __name__ == "__main__":  # python -m tracker_bridge.cli
+    main()
