@@ -713,7 +713,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             if kind == "status":
                 if ev.to is None:
                     continue
-                new_group = group(ev.to)[0]
+                new_group = (known.get(ev.to) or group(ev.to))[0]
                 if on_status and prev_group == "new" and new_group != "new":
                     response_stop = max(at, created)
                     response_why = f"status changed to {ev.to}"
@@ -755,7 +755,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     labels: set[str] = {c.class_labels[class_]}
     notes: list[Note] = []
     candidates: list[int] = []
-    paused_now = group(status)[0] == "waiting"
+    paused_now = (known.get(status) or group(status))[0] == "waiting"
     targets = policy.classes[class_]
     for metric in METRICS:
         if metric not in targets:
