@@ -46,7 +46,6 @@ from .core.calendar import (
     MAX_WINDOWS_PER_DAY,
     BusinessCalendar,
     CalendarError,
-    validate_holiday_spec,
 )
 from .core.durations import (
     MAX_BUSINESS_DAY,
@@ -75,6 +74,7 @@ from .core.policy import (
     Trigger,
 )
 from .errors import ConfigError
+from .holidaycache import default_cache
 from .inputfile import MAX_POLICY_BYTES, format_loc, parse_yaml, read_text
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def _closed_date(v: date) -> date:
 def _holiday_spec_ok(spec: str) -> bool:
     """Whether the holidays package knows ``spec`` (cached: a check builds a year's table)."""
     try:
-        validate_holiday_spec(spec)
+        default_cache()(spec, 2026)
     except CalendarError:
         return False
     return True
@@ -612,6 +612,7 @@ def _build_calendar(
             holidays=cm.holidays,
             closed=cm.closed,
             business_day=None if cm.business_day is None else parse_fixed_duration(cm.business_day),
+            holiday_source=default_cache(),
         )
     except CalendarError as exc:
         loc: tuple[Any, ...] = ("calendars", name)

@@ -32,11 +32,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-import holidays as holidays_lib
 
 from .durations import MAX_BUSINESS_DAY, MIN_INSTANT, format_duration
 
@@ -108,8 +106,15 @@ def _check_us(us: int) -> None:
         )
 
 
+#: where a calendar gets a year's public holidays: ``(spec, year) -> dates``
+HolidaySource = Callable[[str, int], Iterable[date]]
+
+
 def holiday_dates(spec: str, year: int) -> set[date]:
-    """Public holidays of ``COUNTRY`` or ``COUNTRY/SUBDIVISION`` in one year."""
+    """Public holidays of ``COUNTRY`` or ``COUNTRY/SUBDIVISION`` in one year (the
+    ``holidays`` package; imported on first use, as loading its countries takes a while)."""
+    import holidays as holidays_lib
+
     country, _, subdiv = spec.partition("/")
     try:
         table = holidays_lib.country_holidays(country, subdiv=subdiv or None, years=year)
@@ -209,8 +214,11 @@ class BusinessCalendar:
         closed: Iterable[date] = (),
         business_day: timedelta | None = None,
         always: bool = False,
+        holiday_source: HolidaySource | None = None,
     ) -> None:
         self.name = name
+        #: ``(spec, year) -> dates``: :func:`holiday_dates` unless the caller keeps a cache
+        self.holiday_source: HolidaySource = holiday_source or holiday_dates
         self.always = always
         try:
             self.zone = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
@@ -288,7 +296,7 @@ class BusinessCalendar:
         if cached is None:
             dates: set[date] = {d for d in self.closed if d.year == year}
             for spec in self.holiday_specs:
-                dates |= holiday_dates(spec, year)
+                dates.update(self.holiday_source(spec, year))
             cached = self._holidays[year] = frozenset(dates)
         return cached
 
