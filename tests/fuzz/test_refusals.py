@@ -152,7 +152,8 @@ def test_duplicate_yaml_keys(policy) -> None:
                                                ("(?<!a)b", "look-around"), ("a{2000}", "repetition"),
                                                ("x" * 2001, "characters long")])
 def test_patterns_re2_refuses(policy, pattern: str, why: str) -> None:
-    text = CARE_TEXT.replace("kb:\n  redact:\n", f"kb:\n  redact:\n    - \"{pattern}\"\n", 1)
+    assert "\nkb:" not in CARE_TEXT  # (the example needs no pattern of its own)
+    text = CARE_TEXT + f"kb:\n  redact:\n    - \"{pattern}\"\n"
     p = policy(text)
     line = line_of(text, pattern[:40])
     refused(check(p), p, f"line {line}: kb.redact[0]", "not a pattern RE2 can run", why)
