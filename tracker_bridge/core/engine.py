@@ -579,7 +579,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         now_us = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
         d = ticket.created - epoch
         created = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
-        # (days, seconds, microseconds) by hand: about twice as fast as // us
+        # (days, seconds, microseconds) by hand: about twice as fast as // timedelta(1 us);
+        # the walrus names each event's timedelta once (the condition is always true)
         ats = [
             ((d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds)
             for ev in history
@@ -639,11 +640,11 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 fields[ev.field] = ev.from_
             elif ev.kind == "status" and ev.from_ is not None:
                 status = ev.from_
+    # the status at creation: the first status change's "from", else the status at now;
+    # a status change at (or read as at) creation has replaced it already
     initial = first_status.from_ if first_status is not None and first_status.from_ else status
     if seg_status[0] is None:
         seg_status[0] = initial
-    # seg_status[0] was set by a status event at (or before) creation when there is one:
-    # the initial status is then replaced, as the segments were built from it
     warnings: list[str] = []
     if created > now_us:
         warnings.append(
