@@ -147,12 +147,16 @@ class _Year:
     instead of a binary search.
     """
 
-    __slots__ = ("cum", "days", "ends", "hi", "lo", "n", "starts", "total", "year")
+    __slots__ = ("cum", "days", "ends", "fhi", "flo", "hi", "lo", "n", "starts", "total", "year")
 
     def __init__(self, year: int, lo: int, hi: int, starts: list[int], ends: list[int]) -> None:
         self.year = year
         self.lo = lo
         self.hi = hi
+        #: ``[lo, hi]`` within the range the calendars compute in: a span inside it needs no
+        #: other check (only the tables of 1969 and 2300 reach outside)
+        self.flo = max(lo, _MIN_US)
+        self.fhi = min(hi, _HORIZON_US)
         n = self.n = len(starts)
         cum = [0] * (n + 1)
         total = 0
@@ -190,6 +194,7 @@ class _Year:
 
 #: no year: an empty range, so that the first lookup of a calendar always misses
 _NO_YEAR = _Year(0, 0, 0, [], [])
+_NO_YEAR.flo, _NO_YEAR.fhi = 1, 0
 
 #: UTC instants of 1 January 00:00 of the years 1969..2302 (a local year is one of three
 #: neighbouring UTC years: offsets are under 26 hours)
@@ -257,8 +262,10 @@ class BusinessCalendar:
         self._holidays: dict[int, frozenset[date]] = {}
         #: local year -> UTC microseconds of its 1 January 00:00 (filled as years are met)
         self._year_starts: dict[int, int] = {}
-        #: the table used last: most calls fall in the year of the one before
+        #: the table used last (most calls fall in the year of the one before), and the one
+        #: before it (tickets around new year, or from two years, alternate between two)
         self._hot: _Year = _NO_YEAR
+        self._warm: _Year = _NO_YEAR
 
     @classmethod
     def always_open(cls, name: str = "always") -> BusinessCalendar:
@@ -379,6 +386,11 @@ class BusinessCalendar:
         table = self._hot
         if table.lo <= us < table.hi:
             return table
+        warm = self._warm
+        if warm.lo <= us < warm.hi:
+            self._hot, self._warm = warm, table
+            return warm
+        self._warm = table
         # the UTC year, by a division corrected by one comparison either way
         k = (us - _UTC_YEAR_STARTS[0]) // _MEAN_YEAR_US
         if us < _UTC_YEAR_STARTS[k]:
@@ -440,7 +452,7 @@ class BusinessCalendar:
             return out
         table = self._hot
         for a, b in spans:
-            if not (table.lo <= a <= b <= table.hi and a >= _MIN_US and b <= _HORIZON_US):
+            if not table.flo <= a <= b <= table.fhi:
                 if a == b and _MIN_US <= a <= _HORIZON_US:  # a running clock's (now, now)
                     out.append(0)
                     continue
