@@ -144,7 +144,7 @@ def test_no_credentials_makes_no_request(monkeypatch: pytest.MonkeyPatch,
 def test_the_key_is_a_parameter_never_a_header(fake: FakeBugzilla,
                                                backend: BugzillaBackend) -> None:
     """Bugzilla 5.0 reads the key only from api_key; with the X-BUGZILLA-API-KEY header alone
-    a 5.2 served requests as the anonymous user (TRACKER-APIS.md section 7)."""
+    a 5.2 served requests as the anonymous user (as Bugzilla 5.2 is documented to do)."""
     bid = fake.create_bug("x")
     backend.fetch_ticket(str(bid))
     backend.apply(Diff(str(bid), add_labels=frozenset({"sla-low"})))

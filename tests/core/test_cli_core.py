@@ -1,4 +1,4 @@
-"""`deadline` and `evaluate`: JSON shapes of CLI-AND-TICKET.md and exit codes."""
+"""`deadline` and `evaluate`: JSON shapes of docs/ticket.md and the exit codes of docs/cli.md."""
 
 from __future__ import annotations
 

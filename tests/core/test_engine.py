@@ -1,4 +1,4 @@
-"""The engine's clocks, classification and escalation (SLA-SEMANTICS.md sections 3-7).
+"""The engine's clocks, classification and escalation (docs/semantics.md).
 
 Expected instants are worked out by hand in the comments. The policy below runs on a plain
 UTC office calendar (Mon-Fri 09:00-17:00, business day 8h) so the arithmetic stays readable.

@@ -64,7 +64,7 @@ def _ticket(key: str, **over: Any) -> dict[str, Any]:
     return t
 
 
-#: normalized tickets in the shape of CLI-AND-TICKET.md: open, resolved with a KB note, new
+#: normalized tickets in the shape of docs/ticket.md: open, resolved with a KB note, new
 TICKETS = [
     _ticket("42"),
     _ticket("43", status="Resolved", history=[

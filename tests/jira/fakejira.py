@@ -1,8 +1,8 @@
 """A small stateful JIRA behind ``responses``: issues in a dict, JQL times in the user's zone.
 
 No JIRA can run here, so the contract suite and the write tests run against this fake. It
-follows the shapes of Atlassian's OpenAPI file (/work/shared/reference/jira, the examples
-under tests/jira/payloads/ come from it) and the behaviour TRACKER-APIS.md section 2
+follows the shapes of Atlassian's OpenAPI file for the Jira Cloud platform REST API v3 (the
+examples under tests/jira/payloads/ come from it) and the behaviour docs/jira.md
 describes, choosing the pessimistic reading wherever JIRA's behaviour is unverified:
 
 - ``updated >= "yyyy/MM/dd HH:mm"`` is read as a wall-clock time in the *searching user's*

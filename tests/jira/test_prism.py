@@ -3,7 +3,7 @@
 Skipped unless ``TB_JIRA_PRISM_URL`` points at a running Prism serving the file::
 
     npx @stoplight/prism-cli@5 mock -h 127.0.0.1 -p 4010 \\
-        /work/shared/reference/jira/jira-cloud-platform-v3.openapi.json
+        path/to/jira-cloud-platform-v3.openapi.json   # Atlassian's published file
     TB_JIRA_PRISM_URL=http://127.0.0.1:4010 python -m pytest tests/jira/test_prism.py
 
 Prism answers every request with Atlassian's examples and refuses one that breaks the

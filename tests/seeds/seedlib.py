@@ -19,7 +19,7 @@ from tracker_bridge.policyfile import load_policy
 
 POLICIES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 
-#: the keys `evaluate --json` must print (CLI-AND-TICKET.md)
+#: the keys `evaluate --json` must print (docs/ticket.md)
 VERDICT_KEYS = {"class", "class_rule", "plan", "metrics", "tier", "escalate_to", "level", "labels", "notes"}
 METRIC_KEYS = {"state", "elapsed_s", "target_s", "due", "remaining_s"}
 
