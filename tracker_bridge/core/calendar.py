@@ -451,8 +451,10 @@ class BusinessCalendar:
                     out.append(self.working_us(a, b))  # raises
             return out
         table = self._hot
+        flo, fhi, lo = table.flo, table.fhi, table.lo
+        days, starts, ends, cum = table.days, table.starts, table.ends, table.cum
         for a, b in spans:
-            if not table.flo <= a <= b <= table.fhi:
+            if not flo <= a <= b <= fhi:
                 if a == b and _MIN_US <= a <= _HORIZON_US:  # a running clock's (now, now)
                     out.append(0)
                     continue
@@ -460,21 +462,22 @@ class BusinessCalendar:
                     out.append(self.working_us(a, b))  # nothing, or the range error
                     continue
                 table = self._table_at(a)
+                flo, fhi, lo = table.flo, table.fhi, table.lo
+                days, starts, ends, cum = table.days, table.starts, table.ends, table.cum
                 if b > table.hi:  # across a new year
                     out.append(self.working_us(a, b))
                     continue
             # table.within(b) - table.within(a), inlined
-            days, ends, lo = table.days, table.ends, table.lo
             i = days[(a - lo) // _DAY_US]
             while ends[i] <= a:
                 i += 1
-            start = table.starts[i]
-            w = -table.cum[i] - (a - start if a > start else 0)
+            start = starts[i]
+            w = -cum[i] - (a - start if a > start else 0)
             i = days[(b - lo) // _DAY_US]
             while ends[i] <= b:
                 i += 1
-            start = table.starts[i]
-            out.append(w + table.cum[i] + (b - start if b > start else 0))
+            start = starts[i]
+            out.append(w + cum[i] + (b - start if b > start else 0))
         return out
 
     def add_us(self, t: int, d: int) -> int:

@@ -590,32 +590,39 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         _instant_error(ticket, now)
         raise
     lowest, highest = min(now_us, created), max(now_us, created)
+    first_at = last_at = created
     if ats:
-        lowest, highest = min(lowest, min(ats)), max(highest, max(ats))
+        first_at, last_at = min(ats), max(ats)
+        lowest, highest = min(lowest, first_at), max(highest, last_at)
     if lowest < 0 or highest > _HORIZON_US:
         _instant_error(ticket, now)  # outside 1970..2300: the calendar's error, as before
 
     group = c.group
     status = ticket.status
     fields: Mapping[str, str | None] = ticket.fields
-    future = False
+    future = last_at > now_us
     seg_at: list[int] = [created]
     seg_status: list[str | None] = [None]  # the initial status, filled in below
-    tier_field = c.tiers.field if c.tiers is not None else None
-    tier_events: list[tuple[int, str | None]] = []  # (at, to) of past changes of the tier
     early = 0
-    for ev, at in zip(history, ats, strict=True):
-        if at > now_us:
-            future = True
-            continue
-        if at < created:
-            early += 1
-            if early == 1:
-                first_early = ev
-        kind = ev.kind
-        if kind == "status":
-            to = ev.to
-            if to is not None:
+    if not future and first_at >= created:
+        # the usual ticket: every event between creation and now; only status changes
+        # make segments
+        for ev, at in zip(history, ats, strict=True):
+            if ev.kind == "status" and (to := ev.to) is not None:
+                if at == seg_at[-1]:
+                    seg_status[-1] = to
+                else:
+                    seg_at.append(at)
+                    seg_status.append(to)
+    else:
+        for ev, at in zip(history, ats, strict=True):
+            if at > now_us:
+                continue
+            if at < created:
+                early += 1
+                if early == 1:
+                    first_early = ev
+            if ev.kind == "status" and (to := ev.to) is not None:
                 if at < created:
                     at = created  # read as at creation
                 if at == seg_at[-1]:
@@ -623,8 +630,13 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 else:
                     seg_at.append(at)
                     seg_status.append(to)
-        elif kind == "field" and ev.field == tier_field:
-            tier_events.append((at, ev.to))
+    tier_field = c.tiers.field if c.tiers is not None else None
+    # (at, to) of the past changes of the tier field
+    tier_events: list[tuple[int, str | None]] = [] if tier_field is None else [
+        (at, ev.to)
+        for ev, at in zip(history, ats, strict=True)
+        if ev.kind == "field" and ev.field == tier_field and at <= now_us
+    ]
     first_status = None
     for ev in history:
         if ev.kind == "status":
