@@ -210,9 +210,18 @@ def _valid_ddmmyy(d: str) -> bool:
 def _id_numbers(text: str, chain: _Chain, out: list[Finding]) -> None:
     """NHS/CHI (10 digits, mod 11), BSN (9, 11-proof) and SSN (3-2-4) within one chain."""
     groups = chain.groups
+    # glued to letters: a hash, a GUID, a code such as INC0012345678. A group glued so at
+    # either end is left out when a blank parts it from the rest ("1234.56.782 0A"); a chain
+    # glued with no blank between is no number of a person.
+    if not _clean_before(text, groups[0][0]):
+        if len(groups) < 2 or _gap(text, groups, 1).strip():
+            return
+        groups = groups[1:]
+    if not _clean_after(text, groups[-1][1]):
+        if len(groups) < 2 or _gap(text, groups, len(groups) - 1).strip():
+            return
+        groups = groups[:-1]
     n = len(groups)
-    if not (_clean_before(text, groups[0][0]) and _clean_after(text, groups[-1][1])):
-        return  # glued to letters: a hash, a GUID, a code such as INC0012345678
     for i in range(n):
         digits = ""
         for j in range(i, min(n, i + 3)):
@@ -230,14 +239,15 @@ def _id_numbers(text: str, chain: _Chain, out: list[Finding]) -> None:
                 continue
             whole = i == 0 and j == n - 1
             # a window inside a longer chain only when the chain around it is spaced
-            # ("NHS 943 476 5919 2"), never dotted or hyphenated (versions, UIDs, dates)
+            # ("NHS 943 476 5919 2"), never dotted or hyphenated (versions, UIDs, dates); a
+            # dotted window only in the BSN's own layout ("1234.56.782 0")
             if not whole:
                 outer = []
                 if i > 0:
                     outer.append(_gap(text, groups, i))
                 if j < n - 1:
                     outer.append(_gap(text, groups, j + 1))
-                if any(g.strip() for g in outer) or sep == ".":
+                if any(g.strip() for g in outer) or (sep == "." and sizes != (4, 2, 3)):
                     continue
             start, end = groups[i][0], groups[j][1]
             kind = _classify_number(text, start, end, digits, sizes, sep, whole)
