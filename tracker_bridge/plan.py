@@ -200,6 +200,12 @@ def plan(policy: Policy, tracker: TrackerConfig, ticket: Ticket, stored: TicketS
     else:
         known = stored.note_keys if stored is not None else frozenset()
         diff = compute_diff(ticket, verdict, tracker, policy, known)
+    # The texts of the notes to write are made here (a KB note runs redaction over the whole
+    # ticket): whatever they raise is this ticket's error, inside the caller's per-ticket
+    # guard, not a failure of the tracker's write or record steps. Notes not written stay
+    # unmade (the store keeps their keys only).
+    for note in diff.notes:
+        _ = note.text
     before = stored.breached if stored is not None else frozenset()
     return Plan(ticket=ticket, verdict=verdict, status_group=group, diff=diff, adopted=adopted,
                 newly_breached=breached_metrics(verdict) - before)

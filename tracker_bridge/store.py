@@ -409,7 +409,7 @@ class Store:
 
     def record_verdict(self, tracker: str, key: str, verdict: Verdict, *,
                        status: str | None = None, status_group: str | None = None) -> int:
-        d = verdict.to_dict()
+        d = verdict.to_dict(note_texts=False)
         cur = self.db.execute(
             """INSERT INTO verdicts (tracker, key, evaluated_at, status, status_group, class,
                    class_rule, plan, tier, level, labels, next_change, verdict)

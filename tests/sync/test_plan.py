@@ -116,3 +116,30 @@ def test_explain_decides_as_sync_does_about_history(tmp_path: Path, write_config
     doc = json.loads(runner.invoke(main, ["explain", "desk:1", "--now", now, "--config",
                                           str(path), "--json"]).stdout)
     assert doc["history"] is True and doc["diff"]["notes"] == []
+
+
+def test_a_kb_note_already_posted_is_not_made_again(make_config, monkeypatch) -> None:
+    # a resolved ticket is evaluated at every due re-read; its KB note (redaction over the
+    # whole ticket) is made only while it is still to be written
+    import tracker_bridge.core.engine as engine
+
+    made: list[str] = []
+    real = engine.kb_note
+
+    def counting(ticket, **kw):
+        made.append(ticket.key)
+        return real(ticket, **kw)
+
+    monkeypatch.setattr(engine, "kb_note", counting)
+    cfg = make_config()
+    tc, policy = cfg.tracker("desk"), cfg.policy_obj
+    resolved = HistoryEvent(at=at(10, 20), kind="status", from_="New", to="Resolved")
+    t = ticket(status="Resolved", history=(resolved,))
+    p = plan(policy, tc, t, None, NOW, first_sync=at(10))
+    assert "kb" in {n.key for n in p.diff.notes} and made == ["1"]
+    assert "KB-ready resolution note" in next(n.text for n in p.diff.notes if n.key == "kb")
+    p = plan(policy, tc, t, state(note_keys=frozenset({"kb", "breach:response"})), NOW,
+             first_sync=at(10))
+    assert "kb" not in {n.key for n in p.diff.notes}
+    assert p.verdict.to_dict(note_texts=False)["notes"]
+    assert made == ["1"]  # not made for the second plan

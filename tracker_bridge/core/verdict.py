@@ -290,7 +290,9 @@ class Verdict:
         """The deadline fields the bridge stamps on the ticket: ``response_due``, ``resolution_due``."""
         return {f"{name}_due": m.due for name, m in self.metrics.items()}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, note_texts: bool = True) -> dict[str, Any]:
+        """The verdict as JSON (docs/ticket.md); ``note_texts=False`` gives each note's key
+        only, without making its text (the state store keeps no more)."""
         return {
             "ticket": self.ticket,
             "now": iso(self.now),
@@ -303,7 +305,7 @@ class Verdict:
             "level": self.level,
             "level_index": self.level_index,
             "labels": sorted(self.labels),
-            "notes": [n.to_dict() for n in self.notes],
+            "notes": [n.to_dict() if note_texts else {"key": n.key} for n in self.notes],
             "deadlines": {k: iso(v) for k, v in self.deadlines.items()},
             "next_change": iso(self.next_change),
             "warnings": list(self.warnings),
