@@ -240,14 +240,15 @@ def _id_numbers(text: str, chain: _Chain, out: list[Finding]) -> None:
             whole = i == 0 and j == n - 1
             # a window inside a longer chain only when the chain around it is spaced
             # ("NHS 943 476 5919 2"), never dotted or hyphenated (versions, UIDs, dates); a
-            # dotted window only in the BSN's own layout ("1234.56.782 0")
+            # dotted window only in an NHS or BSN layout ("943.476.5919 2", "1234.56.782 0")
             if not whole:
                 outer = []
                 if i > 0:
                     outer.append(_gap(text, groups, i))
                 if j < n - 1:
                     outer.append(_gap(text, groups, j + 1))
-                if any(g.strip() for g in outer) or (sep == "." and sizes != (4, 2, 3)):
+                if any(g.strip() for g in outer) or (
+                        sep == "." and sizes not in ((4, 2, 3), (3, 3, 4))):
                     continue
             start, end = groups[i][0], groups[j][1]
             kind = _classify_number(text, start, end, digits, sizes, sep, whole)
