@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import BackendError, BackendUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -88,3 +90,17 @@ class HttpOptions(BaseModel):
 
     timeout_seconds: float = Field(30, gt=0, le=600, description="HTTP timeout per request")
     verify_tls: bool = Field(True, description="verify the server's TLS certificate")
+
+
+def transport_error(tracker: str, doing: str, exc: Exception, *, timeout: float,
+                    base_url: str) -> BackendError:
+    """The bridge's error for a request that got no answer: a timeout and a refused or
+    dropped connection are worth retrying (``BackendUnavailable``), anything else from
+    ``requests`` is named by its type. The message names no more than the base URL."""
+    import requests
+
+    if isinstance(exc, requests.Timeout):
+        return BackendUnavailable(tracker, f"{doing}: timed out after {timeout:g} s")
+    if isinstance(exc, requests.ConnectionError):
+        return BackendUnavailable(tracker, f"{doing}: cannot connect to {base_url}")
+    return BackendError(tracker, f"{doing}: {type(exc).__name__}")

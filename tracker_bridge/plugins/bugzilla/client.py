@@ -44,7 +44,7 @@ from ...errors import (
     TicketNotFound,
     TicketWriteRejected,
 )
-from .._http import parse_utc, utc_literal
+from .._http import parse_utc, transport_error, utc_literal
 from .._http import retry_after as _retry_after
 
 #: Bugzilla's error codes that mean "who you are" failed (WebService/Constants.pm, 5.0)
@@ -170,14 +170,9 @@ class BugzillaClient:
                 raise TicketWriteRejected(name, str(bid), self.scrub(
                     f"Bugzilla refused the write (error {e.code}): {e.message}")) from None
             raise BackendError(name, what) from None
-        except requests.Timeout:
-            raise BackendUnavailable(name, f"{doing}: timed out after "
-                                     f"{self.timeout:g} s") from None
-        except requests.ConnectionError:
-            raise BackendUnavailable(name, f"{doing}: cannot connect to {self.base_url}") \
-                from None
         except requests.RequestException as e:
-            raise BackendError(name, f"{doing}: {type(e).__name__}") from None
+            raise transport_error(name, doing, e, timeout=self.timeout,
+                                  base_url=self.base_url) from None
 
     # -- the calls -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from ...errors import (
     TicketWriteRejected,
 )
 from .._http import retry_after as _retry_after
+from .._http import transport_error
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +115,9 @@ class JiraClient:
         try:
             resp = self.session.request(method, self._url(path), params=params,
                                         json=json_body, timeout=self.timeout)
-        except requests.Timeout:
-            raise BackendUnavailable(name, f"{doing}: timed out after "
-                                     f"{self.timeout:g} s") from None
-        except requests.ConnectionError:
-            raise BackendUnavailable(name, f"{doing}: cannot connect to {self.base_url}") \
-                from None
         except requests.RequestException as e:
-            raise BackendError(name, f"{doing}: {type(e).__name__}") from None
+            raise transport_error(name, doing, e, timeout=self.timeout,
+                                  base_url=self.base_url) from None
         status = resp.status_code
         if 200 <= status < 300:
             if status == 204 or not resp.content:

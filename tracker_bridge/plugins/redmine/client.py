@@ -40,7 +40,7 @@ from ...errors import (
     TicketNotFound,
     TicketWriteRejected,
 )
-from .._http import parse_utc, utc_literal
+from .._http import parse_utc, transport_error, utc_literal
 from .._http import retry_after as _retry_after
 
 PAGE_LIMIT = 100  # Redmine clamps limit to 100
@@ -161,12 +161,9 @@ class RedmineClient:
             # page from a proxy lands here too)
             raise BackendUnavailable(name, f"{doing}: unexpected response "
                                      f"({type(e).__name__}); is the url a Redmine?") from None
-        except requests.Timeout:
-            raise BackendUnavailable(name, f"{doing}: timed out after "
-                                     f"{self.timeout:g} s") from None
-        except requests.ConnectionError:
-            raise BackendUnavailable(name, f"{doing}: cannot connect to {self.base_url}") \
-                from None
+        except (requests.Timeout, requests.ConnectionError) as e:
+            raise transport_error(name, doing, e, timeout=self.timeout,
+                                  base_url=self.base_url) from None
         except rex.BaseRedmineError as e:
             raise BackendError(name, f"{doing}: {type(e).__name__} {e}") from None
 
