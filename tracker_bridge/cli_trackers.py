@@ -18,6 +18,7 @@ from .cli_common import emit_json, handle_errors, json_option, parse_now
 from .errors import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    BackendAuthError,
     InputError,
     TrackerBridgeError,
 )
@@ -154,7 +155,9 @@ def check(policy_path: str | None, config_path: str | None, as_json: bool) -> No
             problems = backend.check(labels)
         except TrackerBridgeError as e:
             problems = []
-            entry["problems"].append({"where": "connection", "message": str(e),
+            # a refused key is the credentials' problem, not the connection's
+            where = "credentials" if isinstance(e, BackendAuthError) else "connection"
+            entry["problems"].append({"where": where, "message": str(e),
                                       "missing_values": []})
         except Exception as e:  # a plugin bug is this tracker's problem, not the command's
             problems = []

@@ -400,9 +400,13 @@ class FakeBugzilla:
                     "visibility_field": None, "visibility_values": [], "value_field": None,
                     "values": vals}
 
-        status_vals = [{"name": s, "sort_key": i, "sortkey": i, "visibility_values": [],
-                        "is_open": s in OPEN, "can_change_to": []}
-                       for i, s in enumerate(STATUSES)]
+        # a real Bugzilla 5.2 begins the list with the state before creation, named null
+        status_vals = [{"name": None, "sort_key": 0, "sortkey": 0, "visibility_values": [],
+                        "is_open": False, "can_change_to": [
+                            {"name": "UNCONFIRMED", "comment_required": False}]}]
+        status_vals += [{"name": s, "sort_key": i, "sortkey": i, "visibility_values": [],
+                         "is_open": s in OPEN, "can_change_to": []}
+                        for i, s in enumerate(STATUSES)]
         comps = [c for cs in self.products.values() for c in cs]
         out = [
             f(1, "bug_id", "Bug #", 0, []), f(2, "short_desc", "Summary", 1, []),

@@ -195,3 +195,40 @@ def test_mask_secrets_takes_text_utf8_cannot_encode() -> None:
 def test_a_file_name_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path) -> None:
     r = run("check", "--policy", str(tmp_path / "\udcfe-missing.yaml"))
     assert r.exit_code == 2 and "-missing.yaml: cannot read the policy file" in r.output
+
+
+@pytest.mark.parametrize(("backend", "status", "body"), [
+    ("redmine", 401, ""),
+    ("jira", 401, '{"errorMessages": ["Client must be authenticated"], "errors": {}}'),
+    # a real Bugzilla 5.2 answers a wrong key with HTTP 400 and error code 306
+    ("bugzilla", 400, '{"error": true, "code": 306, "message": "The API key you specified '
+                      'is invalid."}'),
+])
+def test_check_names_a_refused_key_as_a_credentials_problem(
+        write_config, monkeypatch, backend: str, status: int, body: str) -> None:
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        path = write_config([tracker_entry(
+            backend=backend, url=f"http://127.0.0.1:{srv.server_address[1]}",
+            projects=["DESK"], credentials={"env": "TB_TEST_KEY"}, options={})])
+        r = run("check", "--config", str(path), "--json", env={"TB_TEST_KEY": API_KEY})
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.exit_code == 1, r.output
+    (problem,) = json.loads(r.stdout)["trackers"][0]["problems"]
+    assert problem["where"] == "credentials", problem
+    assert API_KEY not in r.stdout

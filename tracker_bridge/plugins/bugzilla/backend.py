@@ -228,7 +228,9 @@ class BugzillaBackend(Backend):
                                         f"a component {comp!r}"))
 
         defs = self._field_defs(refresh=True)
-        status_names = {v["name"] for v in defs.get("bug_status", {}).get("values") or ()}
+        # (a real 5.2 lists the state before creation first, with the name null)
+        status_names = {v["name"] for v in defs.get("bug_status", {}).get("values") or ()
+                        if isinstance(v.get("name"), str)}
         for group, names in t.statuses.items():
             for n in names:
                 if n not in status_names:
