@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
-import os
-import platform
 import random
 import statistics
 import sys
@@ -37,7 +35,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -45,6 +42,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 # Benchmark the checkout this script sits in, installed or not.
 sys.path.insert(0, str(ROOT))
+
+import benchmachine  # noqa: E402 (this folder: the script's own)
 
 from tracker_bridge.core.calendar import BusinessCalendar, to_us  # noqa: E402
 from tracker_bridge.core.engine import evaluate  # noqa: E402
@@ -82,40 +81,8 @@ def office_calendar() -> BusinessCalendar:
 # -- the machine ---------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def describe_machine() -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    packages = ", ".join(
-        f"{d} {version_of(d)}"
-        for d in ("tracker-bridge", "holidays", "businesstime", "tzdata", "pydantic", "PyYAML")
-    )
-    return [
-        f"machine: {cpu_model()}; {os.cpu_count()} cores ({usable} usable); load average {load}",
-        f"python: {platform.python_implementation()} {platform.python_version()} on {platform.platform()}",
-        f"packages: {packages}",
-    ]
+    return benchmachine.describe_machine(("tracker-bridge", "holidays", "businesstime", "tzdata", "pydantic", "PyYAML"))
 
 
 # -- timing --------------------------------------------------------------------------------------

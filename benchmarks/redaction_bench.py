@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
 import random
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Benchmark the checkout this script sits in, installed or not.
 sys.path.insert(0, str(ROOT))
+
+import benchmachine  # noqa: E402 (this folder: the script's own)
 
 from tests.core import redaction_corpus as corpus  # noqa: E402
 from tracker_bridge.core.redact import KIND_LABELS, redact  # noqa: E402
@@ -44,40 +43,8 @@ from tracker_bridge.core.redact import KIND_LABELS, redact  # noqa: E402
 # -- the machine ------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Hardware", "cpu model"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def version_of(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def describe_machine() -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    packages = ", ".join(
-        f"{d} {version_of(d)}"
-        for d in ("tracker-bridge", "google-re2", "phonenumbers", "python-stdnum")
-    )
-    return [
-        f"machine: {cpu_model()}; {os.cpu_count()} cores ({usable} usable); load average {load}",
-        f"python: {platform.python_implementation()} {platform.python_version()} on {platform.platform()}",
-        f"packages: {packages}",
-    ]
+    return benchmachine.describe_machine(("tracker-bridge", "google-re2", "phonenumbers", "python-stdnum"))
 
 
 # -- timing -----------------------------------------------------------------------------------

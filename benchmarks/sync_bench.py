@@ -41,7 +41,6 @@ import fcntl
 import gc
 import json
 import os
-import platform
 import random
 import re
 import resource
@@ -63,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Benchmark the checkout this script sits in, installed or not (and reach tests/redmine).
 sys.path.insert(0, str(ROOT))
 
+import benchmachine  # noqa: E402 (this folder: the script's own)
 import requests  # noqa: E402
 
 from tracker_bridge.config import BridgeConfig, parse_config  # noqa: E402
@@ -96,17 +96,7 @@ WRITE = {"response_due": "cf:SLA response due", "resolution_due": "cf:SLA resolu
 
 
 def machine_lines() -> list[str]:
-    model = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"machine: {model}; {os.cpu_count()} cores ({usable} usable); load average {load}",
-            f"python: {platform.python_implementation()} {platform.python_version()} on "
-            f"{platform.platform()}"]
+    return benchmachine.describe_machine()
 
 
 # -- counting requests ------------------------------------------------------------------------
