@@ -104,3 +104,12 @@ def transport_error(tracker: str, doing: str, exc: Exception, *, timeout: float,
     if isinstance(exc, requests.ConnectionError):
         return BackendUnavailable(tracker, f"{doing}: cannot connect to {base_url}")
     return BackendError(tracker, f"{doing}: {type(exc).__name__}")
+
+
+def base_url(tracker: Any, product: str) -> str:
+    """The tracker's configured ``url`` without a trailing slash; a tracker without one is
+    a :class:`BackendError` naming the product (``no url: configured for this Redmine
+    tracker``)."""
+    if not tracker.url:
+        raise BackendError(tracker.name, f"no url: configured for this {product} tracker")
+    return str(tracker.url).rstrip("/")

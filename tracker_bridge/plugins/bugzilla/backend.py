@@ -37,12 +37,11 @@ from ...core.ticket import Ticket
 from ...core.zones import iana_zone
 from ...errors import (
     BackendAuthError,
-    BackendError,
     TicketNotFound,
     TicketWriteRejected,
 )
 from ...hookspecs import hookimpl
-from .._http import HttpOptions, parse_utc, utc_literal
+from .._http import HttpOptions, base_url, parse_utc, utc_literal
 from . import mapping as m
 from .client import BugzillaClient
 
@@ -100,9 +99,7 @@ class BugzillaBackend(Backend):
         super().__init__(tracker)
         opts: BugzillaOptions = self.options
         self.opts: BugzillaOptions = opts
-        if not tracker.url:
-            raise BackendError(tracker.name, "no url: configured for this Bugzilla tracker")
-        self.base_url: str = str(tracker.url).rstrip("/")
+        self.base_url: str = base_url(tracker, "Bugzilla")
         key = self.secret.get_secret_value() if self.secret is not None else None
         self.client = BugzillaClient(self.base_url, key, rest_path=opts.rest_path,
                                      timeout=opts.timeout_seconds, verify=opts.verify_tls,

@@ -34,7 +34,7 @@ from ...backend import DEADLINE_FIELDS, Backend, Diff, FetchResult, Problem, not
 from ...core.ticket import Ticket
 from ...errors import BackendAuthError, BackendError, TicketNotFound, TicketWriteRejected
 from ...hookspecs import hookimpl
-from .._http import HttpOptions
+from .._http import HttpOptions, base_url
 from . import mapping as m
 from .client import JiraClient
 from .mapping import CF_PREFIX, FieldDef, parse_jira_time
@@ -86,9 +86,7 @@ class JiraBackend(Backend):
         super().__init__(tracker)
         opts: JiraOptions = self.options
         self.opts: JiraOptions = opts
-        if not tracker.url:
-            raise BackendError(tracker.name, "no url: configured for this JIRA tracker")
-        self.base_url: str = str(tracker.url).rstrip("/")
+        self.base_url: str = base_url(tracker, "JIRA")
         self.client = JiraClient(
             tracker.name, self.base_url,
             token=self.secret.get_secret_value() if self.secret is not None else None,

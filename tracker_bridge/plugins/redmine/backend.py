@@ -42,7 +42,7 @@ from ...backend import DEADLINE_FIELDS, Backend, Diff, FetchResult, Problem
 from ...core.ticket import Ticket
 from ...errors import BackendAuthError, BackendError, TicketNotFound, TicketWriteRejected
 from ...hookspecs import hookimpl
-from .._http import HttpOptions, parse_utc, utc_literal
+from .._http import HttpOptions, base_url, parse_utc, utc_literal
 from . import mapping as m
 from .client import PAGE_LIMIT, RedmineClient
 from .mapping import CF_PREFIX
@@ -93,9 +93,7 @@ class RedmineBackend(Backend):
         super().__init__(tracker)
         opts: RedmineOptions = self.options
         self.opts: RedmineOptions = opts
-        if not tracker.url:
-            raise BackendError(tracker.name, "no url: configured for this Redmine tracker")
-        self.base_url: str = str(tracker.url).rstrip("/")
+        self.base_url: str = base_url(tracker, "Redmine")
         key = self.secret.get_secret_value() if self.secret is not None else None
         self.client = RedmineClient(tracker.name, self.base_url, key,
                                     timeout=opts.timeout_seconds, verify=opts.verify_tls)
