@@ -36,6 +36,20 @@ def _frozen(self: object, name: str, value: object = None) -> None:
     raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
 
+def _made(obj: Any, value: str, make: str) -> Any:
+    """A lazily made slot (``Note.text``, ``Verdict.reasons``): the stored value, or the
+    maker's result, stored and the maker dropped. The maker is read before the value: a
+    racing reader clears the maker only after storing the value."""
+    maker = getattr(obj, make)
+    done = getattr(obj, value)
+    if done is None:
+        assert maker is not None
+        done = maker()
+        object.__setattr__(obj, value, done)
+        object.__setattr__(obj, make, None)
+    return done
+
+
 class Note:
     """A note the engine wants on the ticket.
 
@@ -69,14 +83,7 @@ class Note:
 
     @property
     def text(self) -> str:
-        make = self._make  # read before _text: a racing reader clears _make after _text
-        text = self._text
-        if text is None:
-            assert make is not None
-            text = make()
-            object.__setattr__(self, "_text", text)
-            object.__setattr__(self, "_make", None)
-        return text
+        return _made(self, "_text", "_make")
 
     __setattr__ = _frozen
     __delattr__ = _frozen
@@ -254,14 +261,7 @@ class Verdict:
     @property
     def reasons(self) -> tuple[str, ...]:
         """The reasoning in words, for ``explain``."""
-        explain = self._explain  # read before _reasons, as in Note.text
-        reasons = self._reasons
-        if reasons is None:
-            assert explain is not None
-            reasons = explain()
-            object.__setattr__(self, "_reasons", reasons)
-            object.__setattr__(self, "_explain", None)
-        return reasons
+        return _made(self, "_reasons", "_explain")
 
     __setattr__ = _frozen
     __delattr__ = _frozen
