@@ -343,15 +343,18 @@ def test_ticket_fetched_hook_replaces_the_ticket(make_config, pm, desk) -> None:
     assert '"gold"' in plan or "unknown plan 'gold'" in plan
 
 
+@pytest.mark.parametrize("error", [ValueError("cannot read ticket 1"),
+                                   RecursionError("maximum recursion depth exceeded")])
 def test_an_engine_error_on_one_ticket_does_not_stop_the_others(make_config, pm, desk,
-                                                                monkeypatch) -> None:
+                                                                monkeypatch,
+                                                                error: Exception) -> None:
     import tracker_bridge.core.engine as engine
 
     real = engine.evaluate
 
     def flaky(policy, ticket, now):
         if ticket.key == "1":
-            raise ValueError("cannot read ticket 1")
+            raise error
         return real(policy, ticket, now)
 
     monkeypatch.setattr(engine, "evaluate", flaky)
@@ -361,6 +364,9 @@ def test_an_engine_error_on_one_ticket_does_not_stop_the_others(make_config, pm,
     r = run_once(cfg, now=at(10, 30), pm=pm)
     assert [(e.kind, e.key) for e in r.trackers[0].errors] == [("evaluate", "1")]
     assert r.trackers[0].evaluated == 1 and desk.get("2").labels == ("sla-low",)
+    with Store(cfg.state) as st:  # recorded as that ticket's error; the cycle committed
+        assert st.count("errors", key="1", kind="evaluate") == 1
+        assert st.get_cursor("desk") is not None
 
 
 def test_a_secret_never_appears_in_a_report(make_config, pm, desk, monkeypatch) -> None:
