@@ -11,6 +11,7 @@ Two ways a secret could get out are driven here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -102,16 +103,22 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def echo_server() -> Iterator[str]:
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A loopback HTTP server answering with ``handler``; yields its base URL."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.fixture
+def echo_server() -> Iterator[str]:
+    with serving(_Echo) as url:
+        yield url
 
 
 @pytest.mark.parametrize("backend", ["redmine", "jira", "bugzilla"])
@@ -218,16 +225,11 @@ def test_check_names_a_refused_key_as_a_credentials_problem(
         def log_message(self, *args: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with serving(Refuse) as url:
         path = write_config([tracker_entry(
-            backend=backend, url=f"http://127.0.0.1:{srv.server_address[1]}",
-            projects=["DESK"], credentials={"env": "TB_TEST_KEY"}, options={})])
+            backend=backend, url=url, projects=["DESK"], credentials={"env": "TB_TEST_KEY"},
+            options={})])
         r = run("check", "--config", str(path), "--json", env={"TB_TEST_KEY": API_KEY})
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert r.exit_code == 1, r.output
     (problem,) = json.loads(r.stdout)["trackers"][0]["problems"]
     assert problem["where"] == "credentials", problem
