@@ -161,13 +161,12 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
                 except Exception as e:  # one tracker failing never stops the others
                     tr.aborted = True
                     tr.retry_after = getattr(e, "retry_after", None)
-                    tr.errors.append(SyncError(tc.name, _error_kind(e),
-                                               tc.mask(_message(e))))
-                    if _error_kind(e) == "internal":
+                    kind, msg = _error_kind(e), tc.mask(_message(e))
+                    tr.errors.append(SyncError(tc.name, kind, msg))
+                    if kind == "internal":
                         log.exception("%s: unexpected error", tc.name)
                     if not dry_run:
-                        st.record_error(tc.name, None, _error_kind(e),
-                                        tc.mask(_message(e)), now)
+                        st.record_error(tc.name, None, kind, msg, now)
                 finally:
                     if backend is not None and backends is None:
                         _close(backend)
