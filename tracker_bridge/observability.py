@@ -36,7 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .masking import MIN_SECRET_LEN, mask_secrets
+from .masking import mask_secrets
 
 if TYPE_CHECKING:
     from .report import TrackerReport
@@ -51,14 +51,13 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets: list[str] = []
+        self._secrets: set[str] = set()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Mask these values too (empty or very short values are ignored: they would mask
         ordinary words)."""
-        found = {s for s in self._secrets} | {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
-        self._secrets = sorted(found, key=len, reverse=True)  # the longest first
+        self._secrets |= {s for s in secrets if s}  # (mask_secrets orders them, longest first)
 
     def redact(self, text: str) -> str:
         return mask_secrets(text, self._secrets)
