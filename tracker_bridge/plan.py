@@ -140,14 +140,11 @@ def sanitize(diff: Diff, original: Diff, policy: Policy) -> Diff:
 def record_for(ticket: Ticket, verdict: Verdict, diff: Diff, policy: Policy,
                status_group: str, *, adopted: bool = False) -> TicketRecord:
     """What the store keeps once ``diff`` is on ``ticket``."""
-    if adopted:
-        labels = frozenset(owned_labels(ticket.labels, policy))
-        fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
-    else:
-        labels = frozenset((owned_labels(ticket.labels, policy) - diff.remove_labels)
-                           | diff.add_labels)
-        fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
-        fields.update(diff.set_fields)
+    # (an adopted ticket's diff is empty: it keeps what it shows)
+    labels = frozenset((owned_labels(ticket.labels, policy) - diff.remove_labels)
+                       | diff.add_labels)
+    fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
+    fields.update(diff.set_fields)
     return TicketRecord(
         status=ticket.status, status_group=status_group,
         is_open=status_group not in CLOSED_GROUPS and not adopted,
