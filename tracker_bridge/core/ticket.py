@@ -16,8 +16,11 @@ from typing import Any, Literal
 from .durations import instant_problem
 from .saferegex import scrub
 
-EventKind = Literal["status", "comment", "field"]
-EVENT_KINDS: tuple[str, ...] = ("status", "comment", "field")
+EventKind = Literal["status", "comment", "field", "label"]
+EVENT_KINDS: tuple[str, ...] = ("status", "comment", "field", "label")
+#: most labels one label event may name (added and removed together); a tracker's history
+#: entry with more is an input error, not something to carry through every evaluation
+MAX_EVENT_LABELS = 1000
 
 
 class TicketError(ValueError):
@@ -59,8 +62,9 @@ class HistoryEvent:
     """One change in a ticket's life.
 
     ``kind`` is ``status`` (``from``/``to`` are status names), ``field`` (``field`` names the
-    normalized field; ``from``/``to`` its values) or ``comment`` (``public`` tells whether the
-    customer can see it; ``text`` is its body).
+    normalized field; ``from``/``to`` its values), ``comment`` (``public`` tells whether the
+    customer can see it; ``text`` is its body) or ``label`` (``added``/``removed`` are the
+    labels one change of the tracker's labels field added and removed).
     """
 
     at: datetime
@@ -71,6 +75,8 @@ class HistoryEvent:
     to: str | None = None
     public: bool = True
     text: str | None = None
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # a comment's text meets RE2 (markers, redaction): no lone surrogate in it
@@ -89,6 +95,9 @@ class HistoryEvent:
         if self.kind == "comment":
             out["public"] = self.public
             out["text"] = self.text or ""
+        if self.kind == "label":
+            out["added"] = list(self.added)
+            out["removed"] = list(self.removed)
         return out
 
 
@@ -228,6 +237,9 @@ def _event_from_dict(raw: Any, where: str) -> HistoryEvent:
         v = raw.get(key)
         return None if v is None else _as_text(v)
 
+    if kind == "label":
+        added, removed = _label_change(raw, where)
+        return HistoryEvent(at=at, kind=kind, by=text("by"), added=added, removed=removed)
     return HistoryEvent(
         at=at,
         kind=kind,
@@ -238,3 +250,38 @@ def _event_from_dict(raw: Any, where: str) -> HistoryEvent:
         public=public,
         text=text("text"),
     )
+
+
+def _label_list(raw: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TicketError(f"{where}.{key}", "must be a list of labels")
+    if len(value) > MAX_EVENT_LABELS:
+        raise TicketError(f"{where}.{key}", f"names more than {MAX_EVENT_LABELS} labels")
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise TicketError(f"{where}.{key}[{i}]", "must be a non-empty string")
+        out.append(item)
+    return out
+
+
+def _label_change(raw: Mapping[str, Any], where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A label event's ``added``/``removed``; ``from``/``to`` label lists are accepted too and
+    turned into the labels the change added and removed (in ``to``'s and ``from``'s order)."""
+    if "from" in raw or "to" in raw:
+        if "added" in raw or "removed" in raw:
+            raise TicketError(where, "a label event gives added/removed or from/to, not both")
+        before = _label_list(raw, "from", where)
+        after = _label_list(raw, "to", where)
+        had, has = set(before), set(after)
+        added = tuple(dict.fromkeys(x for x in after if x not in had))
+        removed = tuple(dict.fromkeys(x for x in before if x not in has))
+    else:
+        added = tuple(_label_list(raw, "added", where))
+        removed = tuple(_label_list(raw, "removed", where))
+    if not added and not removed:
+        raise TicketError(where, "a label event adds or removes at least one label")
+    return added, removed

@@ -50,6 +50,16 @@ class _Fault:
     times: int | None
 
 
+def _label_event(at: datetime, by: str, before: Sequence[str],
+                 after: Sequence[str]) -> list[HistoryEvent]:
+    """The label event of one change of a ticket's labels (none when nothing changed)."""
+    added = tuple(x for x in after if x not in before)
+    removed = tuple(x for x in before if x not in after)
+    if not added and not removed:
+        return []
+    return [HistoryEvent(at=at, kind="label", by=by, added=added, removed=removed)]
+
+
 class MemoryTracker:
     """An issue tracker in a Python object: tickets, a change sequence, a request log.
 
@@ -151,6 +161,9 @@ class MemoryTracker:
                 events.append(HistoryEvent(at=at, kind="field", by=by, field=f,
                                            from_=new_fields.get(f), to=v))
                 new_fields[f] = v
+        if labels is not None:
+            labels = tuple(labels)
+            events.extend(_label_event(at, by, t.labels, labels))
         if comment is not None:
             events.append(HistoryEvent(at=at, kind="comment", by=by, public=public,
                                        text=comment))
@@ -205,6 +218,7 @@ class MemoryTracker:
         labels = [x for x in t.labels if x not in diff.remove_labels]
         labels += sorted(x for x in diff.add_labels if x not in labels)
         events = list(t.history)
+        events.extend(_label_event(at, BRIDGE_USER, t.labels, labels))
         for n in diff.notes:
             events.append(HistoryEvent(at=at, kind="comment", by=BRIDGE_USER, public=False,
                                        text=f"{n.text}\n\n{note_marker(n.key)}"))
