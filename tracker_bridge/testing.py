@@ -19,24 +19,40 @@ two fixtures::
             ...
 
 The rules checked are the ones in ``tracker_bridge/backend.py``'s docstring: incremental
-fetch never loses a change (repeats allowed); ``apply`` writes only the diff, keeps labels it
-does not own, marks its notes so that ``posted_note_keys`` finds them; an empty diff is no
-write at all; a missing ticket raises ``TicketNotFound``.
+fetch never loses a change (repeats allowed), not even a comment alone made after the
+backend's re-read window has passed; history is in time order and shows label changes as
+``label`` events; ``apply`` writes only the diff, keeps labels it does not own, marks its
+notes so that ``posted_note_keys`` finds them; an empty diff is no write at all; a missing
+ticket raises ``TicketNotFound``.
+
+A backend that re-reads recent changes again (an overlap window behind its watermark) keeps
+returning a ticket for a while after it changed. The comment-only test waits that out: it
+fetches again from the latest cursor until the ticket stops coming back, pausing a little
+longer each time (0.05 s doubling up to ``WINDOW_MAX_PAUSE``), at most ``WINDOW_MAX_FETCHES``
+fetches; a backend without such a window costs one fetch. Raise the ceiling for a backend
+whose window is longer than about two minutes.
 """
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import pytest
 
 from .backend import Backend, Diff, FetchResult, Problem, note_marker, posted_note_keys
-from .core.ticket import Ticket
+from .core.ticket import HistoryEvent, Ticket
 from .core.verdict import Note
 from .errors import BackendError, TicketNotFound
 
-__all__ = ["BackendContract", "ContractTracker"]
+__all__ = ["BackendContract", "ContractTracker", "ContractWarning", "FieldChangingTracker"]
+
+
+class ContractWarning(UserWarning):
+    """A contract check that passed without reaching the case it is there for (e.g. the
+    backend kept returning an unchanged ticket for longer than the suite waited)."""
 
 
 @runtime_checkable
@@ -53,6 +69,17 @@ class ContractTracker(Protocol):
         """Set the labels field to exactly ``labels``, as a person editing the ticket."""
 
 
+@runtime_checkable
+class FieldChangingTracker(ContractTracker, Protocol):
+    """A :class:`ContractTracker` that can also change a field the backend maps (optional:
+    without it the history-order test leaves the field change out, with a warning)."""
+
+    def change_field(self, key: str) -> str:
+        """Change a status or a mapped field of the ticket to another value, as a person
+        would; return what the history event names: ``"status"`` for a status change, else
+        the normalized field name (``"priority"``)."""
+
+
 class BackendContract:
     """The tests every tracker backend must pass (a pytest mixin, see the module docstring)."""
 
@@ -65,6 +92,10 @@ class BackendContract:
     #: deadline values written in the tests
     DUE_1: ClassVar[str] = "2026-03-02T17:30:00+00:00"
     DUE_2: ClassVar[str] = "2026-03-03T09:15:00+00:00"
+    #: most incremental fetches spent waiting for an unchanged ticket to stop coming back
+    WINDOW_MAX_FETCHES: ClassVar[int] = 60
+    #: longest pause (seconds) between two of those fetches; pauses start at 0.05 s, doubling
+    WINDOW_MAX_PAUSE: ClassVar[float] = 2.0
 
     # -- fixtures the subclass provides -----------------------------------------------------
 
@@ -91,6 +122,36 @@ class BackendContract:
         assert isinstance(result, FetchResult)
         return self._keys(result), result.cursor
 
+    def _wait_out_the_window(self, backend: Backend, key: str,
+                             cursor: str | None) -> tuple[str | None, int | None]:
+        """Fetch from the latest cursor until ``key`` is no longer returned.
+
+        Returns the latest cursor and the number of fetches it took, or ``None`` when the
+        ticket still came back after ``WINDOW_MAX_FETCHES`` fetches.
+        """
+        pause = 0.05
+        for n in range(1, self.WINDOW_MAX_FETCHES + 1):
+            keys, cursor = self._drain(backend, cursor)
+            if key not in keys:
+                return cursor, n
+            time.sleep(pause)
+            pause = min(pause * 2, self.WINDOW_MAX_PAUSE)
+        return cursor, None
+
+    @staticmethod
+    def _time_order_problem(ticket: Ticket) -> str | None:
+        for i in range(1, len(ticket.history)):
+            a, b = ticket.history[i - 1], ticket.history[i]
+            if b.at < a.at:
+                return (f"ticket {ticket.key}: history[{i}] ({b.kind} at {b.at.isoformat()}) "
+                        f"is earlier than history[{i - 1}] ({a.kind} at {a.at.isoformat()}): "
+                        "history must be in time order")
+        return None
+
+    @staticmethod
+    def _label_events(ticket: Ticket) -> list[HistoryEvent]:
+        return [e for e in ticket.history if e.kind == "label"]
+
     # -- fetching ---------------------------------------------------------------------------
 
     def test_fetch_from_scratch_returns_every_ticket(self, backend: Backend,
@@ -111,6 +172,98 @@ class BackendContract:
             keys, cursor = self._drain(backend, cursor)
             assert {a, b} <= keys, f"round {round_}: a change since the cursor was lost"
             assert isinstance(cursor, str), "a cursor after a fetch is text"
+
+    def test_a_comment_alone_is_a_change(self, backend: Backend,
+                                         contract_tracker: ContractTracker) -> None:
+        """A comment and nothing else, made once the backend no longer re-reads the ticket,
+        comes back from the next incremental fetch (a comment does not move every field a
+        backend might list by)."""
+        key = contract_tracker.create_ticket("contract: comment only")
+        _, cursor = self._drain(backend, None)
+        cursor, fetches = self._wait_out_the_window(backend, key, cursor)
+        text = "contract: a comment and nothing else"
+        contract_tracker.add_comment(key, text)
+        result = backend.fetch_changed(cursor)
+        found = [t for t in result.tickets if t.key == key]
+        waited = (f"after {fetches} fetches no longer returned it" if fetches else
+                  f"still returned it after {self.WINDOW_MAX_FETCHES} fetches")
+        assert found, (f"a comment-only change was lost: ticket {key} got a comment, yet the "
+                       f"next incremental fetch did not return it (the backend {waited})")
+        assert text in self._comments(found[-1]), (
+            f"ticket {key} came back without the comment it got")
+        if fetches is None:
+            warnings.warn(ContractWarning(
+                f"{type(backend).__name__} returned ticket {key} from every one of "
+                f"{self.WINDOW_MAX_FETCHES} incremental fetches although it did not change: "
+                "a backend re-reading everything cannot lose a comment, but one whose window "
+                "is longer than the suite waited was not tested past it (raise "
+                "WINDOW_MAX_FETCHES)"), stacklevel=1)
+
+    def test_history_is_in_time_order(self, backend: Backend,
+                                      contract_tracker: ContractTracker) -> None:
+        """Several changes of several kinds come back in the order they were made."""
+        key = contract_tracker.create_ticket("contract: history order")
+        texts = [f"contract history {i}" for i in (1, 2, 3)]
+        contract_tracker.add_comment(key, texts[0])
+        contract_tracker.set_labels(key, [self.HUMAN_LABEL])
+        contract_tracker.add_comment(key, texts[1])
+        changed: str | None = None
+        if isinstance(contract_tracker, FieldChangingTracker):
+            changed = contract_tracker.change_field(key)
+        contract_tracker.add_comment(key, texts[2])
+        listed = [t for t in backend.fetch_changed(None).tickets if t.key == key]
+        assert listed, f"ticket {key} is missing from a fetch from scratch"
+        for how, t in (("fetch_ticket", backend.fetch_ticket(key)),
+                       ("fetch_changed", listed[-1])):
+            problem = self._time_order_problem(t)
+            assert problem is None, f"{how}: {problem}"
+            mine = [c for c in self._comments(t) if c in texts]
+            assert mine == texts, (f"{how}: the comments came back as {mine}, not in the "
+                                   f"order they were posted ({texts})")
+            at = {e.text: e.at for e in t.history if e.kind == "comment" and e.text in texts}
+            added = [e for e in self._label_events(t) if self.HUMAN_LABEL in e.added]
+            assert added, f"{how}: no label event adds {self.HUMAN_LABEL!r}: {t.history}"
+            assert at[texts[0]] <= added[0].at <= at[texts[1]], (
+                f"{how}: the label event is at {added[0].at.isoformat()}, not between the "
+                "comments posted before and after it")
+            if changed is not None:
+                kind = "status" if changed == "status" else "field"
+                moved = [e for e in t.history if e.kind == kind
+                         and (kind == "status" or e.field == changed)]
+                assert moved, f"{how}: no {kind} event for the change of {changed!r}"
+                assert at[texts[1]] <= moved[-1].at <= at[texts[2]], (
+                    f"{how}: the {changed} change is at {moved[-1].at.isoformat()}, not "
+                    "between the comments posted before and after it")
+        if changed is None:
+            warnings.warn(ContractWarning(
+                f"{type(contract_tracker).__name__} has no change_field(key): the history "
+                "order was checked on comments and a label change only"), stacklevel=1)
+
+    def test_label_changes_are_in_history(self, backend: Backend,
+                                          contract_tracker: ContractTracker) -> None:
+        """A person's change of the labels field is a ``label`` event naming what it added
+        and removed."""
+        key = contract_tracker.create_ticket("contract: label events")
+        both = [self.HUMAN_LABEL, self.OWNED_LABELS[0]]
+        contract_tracker.set_labels(key, both)
+        t = backend.fetch_ticket(key)
+        events = self._label_events(t)
+        assert events, f"ticket {key}: labels {both} were set, but its history has no label event"
+        added = {x for e in events for x in e.added}
+        assert set(both) <= added, f"the label events add {sorted(added)}, not {both}"
+        for e in events:
+            assert isinstance(e.added, tuple) and isinstance(e.removed, tuple)
+            assert all(isinstance(x, str) and x for x in (*e.added, *e.removed))
+            assert e.added or e.removed, "a label event that changes nothing"
+            assert e.from_ is None and e.to is None, "a label event has added/removed only"
+        contract_tracker.set_labels(key, [self.OWNED_LABELS[0]])
+        t = backend.fetch_ticket(key)
+        later = self._label_events(t)[len(events):]
+        assert any(self.HUMAN_LABEL in e.removed for e in later), (
+            f"{self.HUMAN_LABEL!r} was taken off, but no later label event removes it: {later}")
+        assert not any(self.OWNED_LABELS[0] in e.removed for e in later), (
+            f"{self.OWNED_LABELS[0]!r} stayed, but a label event says it was removed")
+        assert Ticket.from_dict(t.to_dict()).to_dict() == t.to_dict()
 
     def test_fetch_ticket_is_normalized(self, backend: Backend,
                                         contract_tracker: ContractTracker) -> None:
