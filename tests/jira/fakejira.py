@@ -15,7 +15,12 @@ describes, choosing the pessimistic reading wherever JIRA's behaviour is unverif
 - every PUT moves ``updated``, even one that changes nothing (unverified on JIRA: assumed);
 - a comment body on v3 must be ADF; on v2 (Data Center mode) a string;
 - the Data Center mode has ``/rest/api/2/search`` (startAt/total), no ``/changelog``, and the
-  changelog embedded with ``expand=changelog``.
+  changelog embedded with ``expand=changelog``; with ``field_ids=False`` its changelog items
+  carry no ``fieldId`` (older Server/Data Center versions), naming a custom field only by its
+  display name;
+- a change of a labels field is one changelog item whose ``fromString``/``toString`` are the
+  labels before and after, space-separated, with ``from``/``to`` null (as Atlassian's
+  changelog example and real JIRA write it).
 
 People act on it through :meth:`FakeJira.create`, :meth:`comment`, :meth:`set_labels`,
 :meth:`transition` and :meth:`set_field`, never through the backend.
@@ -114,8 +119,10 @@ class FakeJira:
                  server_zone: str = "Australia/Sydney",
                  start: datetime = datetime(2026, 1, 18, 6, 0, tzinfo=UTC),
                  tick: timedelta = timedelta(seconds=7, milliseconds=429),
-                 projects: Sequence[str] = ("SD",)) -> None:
+                 projects: Sequence[str] = ("SD",), field_ids: bool = True) -> None:
         self.cloud = cloud
+        #: whether changelog items carry ``fieldId`` (False: older Data Center)
+        self.field_ids = field_ids
         self.api = "/rest/api/3" if cloud else "/rest/api/2"
         self.user_zone = user_zone
         self.server_zone = ZoneInfo(server_zone)
@@ -217,12 +224,15 @@ class FakeJira:
             old = issue["fields"].get(fid)
             issue["fields"][fid] = new
             fdef = next(f for f in self.fields if f["id"] == fid)
-            items.append({
+            item = {
                 "field": fid if not fdef["custom"] else fdef["name"],
                 "fieldtype": "custom" if fdef["custom"] else "jira",
                 "fieldId": fid,
                 "from": _raw_id(old), "fromString": _as_string(old),
-                "to": _raw_id(new), "toString": _as_string(new)})
+                "to": _raw_id(new), "toString": _as_string(new)}
+            if not self.field_ids:
+                del item["fieldId"]
+            items.append(item)
         issue["changelog"].append({
             "id": str(next(self._history_ids)),
             "author": {"accountId": "acc-" + author.split()[0].lower(),

@@ -3,7 +3,9 @@
 The fake reads JQL dates in the searching user's zone (America/New_York here) and pages
 like an offset, so the contract's incremental-fetch checks only pass if the backend's
 literal, overlap and cursor are right. The same suite runs in Data Center mode (REST v2,
-startAt paging, embedded changelog, wiki-text comments, a Bearer token).
+startAt paging, embedded changelog, wiki-text comments, a Bearer token), whose changelog
+items carry no ``fieldId`` as on older Data Center versions: the history-order check then
+finds the Impact change only by the field's display name.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ class JiraPerson:
     def set_labels(self, key: str, labels: Sequence[str]) -> None:
         self.fake.set_labels(key, labels)
 
+    def change_field(self, key: str) -> str:
+        """Change the mapped custom field Impact (``fields: {impact: "cf:Impact"}``)."""
+        now = (self.fake.issues[key]["fields"].get("customfield_10052") or {}).get("value")
+        value = "Single user" if now == "Software wide" else "Software wide"
+        self.fake.set_field(key, "customfield_10052", {"value": value, "id": "10021"})
+        return "impact"
+
 
 class TestJiraCloudContract(BackendContract):
     @pytest.fixture
@@ -49,8 +58,8 @@ class TestJiraCloudContract(BackendContract):
 class TestJiraDataCenterContract(BackendContract):
     @pytest.fixture
     def dc(self, rsps: responses.RequestsMock) -> FakeJira:
-        return FakeJira(cloud=False, user_zone="Europe/Berlin",
-                        server_zone="Europe/Berlin").install(rsps)
+        return FakeJira(cloud=False, user_zone="Europe/Berlin", server_zone="Europe/Berlin",
+                        field_ids=False).install(rsps)
 
     @pytest.fixture
     def backend(self, dc: FakeJira, make_backend: Callable[..., Any]) -> Backend:

@@ -14,7 +14,12 @@ from tracker_bridge.backend import posted_note_keys
 from tracker_bridge.core.ticket import Ticket
 from tracker_bridge.plugins.jira import JiraBackend
 from tracker_bridge.plugins.jira.adf import adf_to_text, text_to_adf
-from tracker_bridge.plugins.jira.mapping import value_text
+from tracker_bridge.plugins.jira.mapping import (
+    LABELS_CUSTOM_TYPE,
+    FieldDef,
+    history,
+    value_text,
+)
 
 from .conftest import calls, payload, query
 from .fakejira import BASE
@@ -68,11 +73,14 @@ def test_history_is_changelog_and_comments_in_time_order(
         sd7: responses.RequestsMock, make_backend: Callable[..., JiraBackend]) -> None:
     t = make_backend().fetch_ticket("SD-7")
     got = [(e.at.astimezone(UTC).strftime("%H:%M:%S"), e.kind, e.field, e.from_, e.to,
-            e.by, e.public) for e in t.history]
+            e.by, e.public) + ((e.added, e.removed) if e.kind == "label" else ())
+           for e in t.history]
     assert got == [
         ("05:05:00", "comment", None, None, None, "Mia Krystof", True),
         ("05:10:00", "status", None, "Open", "In Progress", "Mia Krystof", True),
         ("05:20:00", "field", "priority", "Medium", "High", "Mia Krystof", True),
+        # labels "customer-vip" -> "customer-vip sla-high": what came, in JIRA's order
+        ("05:20:00", "label", None, None, None, "Mia Krystof", True, ("sla-high",), ()),
         ("05:20:00", "field", "impact", None, "Software wide", "Mia Krystof", True),
         # the OpenAPI example's comment has visibility (role Administrators): not public
         ("05:40:00", "comment", None, None, None, "Mia Krystof", False),
@@ -82,8 +90,8 @@ def test_history_is_changelog_and_comments_in_time_order(
         ("06:27:50", "status", None, "In Progress", "Waiting for customer", "Mia Krystof",
          True),
     ]
-    # labels and assignee changes are not mapped fields: not in the history
-    bot = t.history[6]
+    # the assignee change is not a mapped field: not in the history
+    bot = t.history[7]
     assert bot.text == ("Response target at risk.\nDue 08:00 UTC.\n\n"
                         "[tracker-bridge:note=at-risk:response]")
     assert posted_note_keys(t) == {"at-risk:response"}
@@ -194,3 +202,79 @@ def test_a_lone_surrogate_in_a_comment_does_not_hide_its_marker() -> None:
     assert comment_text(wiki).endswith("[tracker-bridge:note=kb]")
     assert posted_keys([wiki, {"body": text_to_adf("x\ud800\n\n[tracker-bridge:note=a:b]")}]) \
         == {"kb", "a:b"}
+
+
+# -- the changelog, item by item (pure: mapping.history) ----------------------------------------
+
+_IMPACT = FieldDef(id="customfield_10052", name="Impact", custom=True, type="option",
+                   items=None, custom_type="com.atlassian.jira.plugin.system.customfieldtypes:select")
+_SLA_TAGS = FieldDef(id="customfield_10057", name="SLA tags", custom=True, type="array",
+                     items="string", custom_type=LABELS_CUSTOM_TYPE)
+
+
+def _one_entry(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"key": "SD-1", "_comments": [], "_histories": [
+        {"id": "1", "created": "2026-03-02T10:00:00.000+0000",
+         "author": {"displayName": "Nurse Ratched"}, "items": list(items)}]}
+
+
+def test_a_labels_item_is_one_label_event_with_what_went_and_came() -> None:
+    item = {"field": "labels", "fieldtype": "jira", "fieldId": "labels", "from": None,
+            "fromString": "sla-high customer-vip", "to": None,
+            "toString": "customer-vip escalation-requested zz-later"}
+    (e,) = history(_one_entry(item), {})
+    assert (e.kind, e.by, e.added, e.removed) == (
+        "label", "Nurse Ratched", ("escalation-requested", "zz-later"), ("sla-high",))
+    assert e.at == _at("2026-03-02T10:00:00+00:00")
+    assert (e.from_, e.to, e.field) == (None, None, None)
+    assert e.to_dict() == {"at": "2026-03-02T10:00:00+00:00", "kind": "label",
+                           "by": "Nurse Ratched",
+                           "added": ["escalation-requested", "zz-later"],
+                           "removed": ["sla-high"]}
+    # the first labels of an issue (fromString null on some versions, "" on others)
+    for empty in (None, ""):
+        (first,) = history(_one_entry({**item, "fromString": empty}), {})
+        assert (first.added, first.removed) == (
+            ("customer-vip", "escalation-requested", "zz-later"), ())
+
+
+def test_a_labels_item_that_changes_nothing_is_no_event() -> None:
+    item = {"field": "labels", "fieldtype": "jira", "fieldId": "labels",
+            "fromString": "a b", "toString": "b a"}  # reordered only
+    assert history(_one_entry(item), {}) == ()
+
+
+def test_label_events_follow_the_configured_labels_field() -> None:
+    system = {"field": "labels", "fieldtype": "jira", "fieldId": "labels",
+              "fromString": "", "toString": "team-label"}
+    custom = {"field": "SLA tags", "fieldtype": "custom", "fieldId": "customfield_10057",
+              "fromString": "", "toString": "sla-high"}
+    # write.labels: "cf:SLA tags": the ticket's labels, and so its label events, are that
+    # field's; a change of JIRA's own Labels field is not about them
+    events = history(_one_entry(system, custom), {}, _SLA_TAGS)
+    assert [(e.kind, e.added) for e in events] == [("label", ("sla-high",))]
+    # Data Center items without fieldId name a custom field by its display name
+    no_id = {k: v for k, v in custom.items() if k != "fieldId"}
+    assert [e.added for e in history(_one_entry(no_id), {}, _SLA_TAGS)] == [("sla-high",)]
+    assert [e.added for e in history(_one_entry(system), {})] == [("team-label",)]
+
+
+def test_data_center_items_without_field_id_match_mapped_fields_by_name() -> None:
+    """Items of older Data Center versions carry no ``fieldId``: a custom field is named by
+    its display name (``field: "Impact"``), a system field by its id (``field: "priority"``)."""
+    impact = {"field": "Impact", "fieldtype": "custom", "from": "10020",
+              "fromString": "Single user", "to": "10021", "toString": "Software wide"}
+    priority = {"field": "priority", "fieldtype": "jira", "from": "3", "fromString": "Medium",
+                "to": "2", "toString": "High"}
+    unmapped = {"field": "Urgency", "fieldtype": "custom", "fromString": "Low",
+                "toString": "High"}
+    pri = FieldDef(id="priority", name="Priority", custom=False, type="priority", items=None,
+                   custom_type=None)
+    events = history(_one_entry(impact, priority, unmapped),
+                     {"impact": _IMPACT, "priority": pri})
+    assert [(e.kind, e.field, e.from_, e.to) for e in events] == [
+        ("field", "impact", "Single user", "Software wide"),
+        ("field", "priority", "Medium", "High")]
+    # with a fieldId, the id decides and not the name (two fields may share a name)
+    other = {**impact, "fieldId": "customfield_10099"}
+    assert history(_one_entry(other), {"impact": _IMPACT}) == ()

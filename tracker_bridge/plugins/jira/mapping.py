@@ -21,9 +21,11 @@ Mapping (tracker config -> normalized ticket)
     ``labels``                    ``fields.labels`` (``write.labels: labels``), or a labels
                                   custom field (``cf:Name``)
     ``history``                   changelog ``status`` items -> status events, mapped fields
-                                  -> field events; comments -> comment events, ``public``
-                                  false when the comment has a ``visibility`` or is a Jira
-                                  Service Management internal note (``sd.public.comment``)
+                                  -> field events, the labels field's items -> label events
+                                  (``fromString``/``toString`` space-separated, what went and
+                                  came); comments -> comment events, ``public`` false when the
+                                  comment has a ``visibility`` or is a Jira Service Management
+                                  internal note (``sd.public.comment``)
     ============================  ==========================================================
 
 Searching
@@ -302,16 +304,33 @@ def map_issue(issue: Mapping[str, Any], spec: MappingSpec) -> Ticket:
         status=str((f.get("status") or {}).get("name") or ""),
         fields=fields,
         labels=labels,
-        history=history(issue, spec.mapped),
+        history=history(issue, spec.mapped, spec.labels),
     )
 
 
-def history(issue: Mapping[str, Any], mapped: Mapping[str, FieldDef]
-            ) -> tuple[HistoryEvent, ...]:
-    """The changelog's status and mapped-field changes and the comments, in time order."""
+def label_change(item: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(added, removed)`` of one changelog item of a labels field, in JIRA's order.
+
+    JIRA writes the labels before and after as space-separated ``fromString``/``toString``
+    (labels cannot hold blanks; ``from``/``to`` are null).
+    """
+    before = tuple(dict.fromkeys(str(item.get("fromString") or "").split()))
+    after = tuple(dict.fromkeys(str(item.get("toString") or "").split()))
+    return (tuple(x for x in after if x not in before),
+            tuple(x for x in before if x not in after))
+
+
+def history(issue: Mapping[str, Any], mapped: Mapping[str, FieldDef],
+            labels: FieldDef | None = None) -> tuple[HistoryEvent, ...]:
+    """The changelog's status, labels and mapped-field changes and the comments, in time
+    order. ``labels`` is the labels field the ticket's labels come from (``write.labels``);
+    without one, JIRA's own Labels field."""
     by_id = {d.id: norm for norm, d in mapped.items()}
     # Data Center items may lack fieldId: they name custom fields by their display name
+    # (system fields by their id, e.g. "labels", "priority")
     by_name = {d.name: norm for norm, d in mapped.items()}
+    label_id = labels.id if labels is not None else "labels"
+    label_name = labels.name if labels is not None and labels.custom else label_id
     events: list[HistoryEvent] = []
     histories = sorted(issue.get("_histories") or (),
                        key=lambda h: (parse_jira_time(h["created"]), _num(h.get("id"))))
@@ -327,6 +346,11 @@ def history(issue: Mapping[str, Any], mapped: Mapping[str, FieldDef]
                 events.append(HistoryEvent(at=at, kind="status", by=by, from_=old,
                                            to=new or str(item.get("to") or "")))
                 continue
+            if fid == label_id or (fid is None and fname == label_name):
+                added, removed = label_change(item)
+                if added or removed:
+                    events.append(HistoryEvent(at=at, kind="label", by=by, added=added,
+                                               removed=removed))
             norm = by_id.get(fid) if fid else (by_id.get(fname) or by_name.get(fname))
             if norm is not None:
                 events.append(HistoryEvent(at=at, kind="field", by=by, field=norm,
