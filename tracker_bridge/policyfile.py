@@ -58,7 +58,7 @@ from .core.durations import (
     parse_percent,
 )
 from .core.policy import (
-    METRICS,
+    CLASS_METRICS,
     RESPONSE_EVENTS,
     STATUS_GROUPS,
     Classify,
@@ -309,9 +309,15 @@ class CalendarModel(_Strict):
         return v
 
 
+class OutsideHoursModel(_Strict):
+    target: DurationOrNone
+    calendar: str | None = None
+
+
 class TargetModel(_Strict):
     target: DurationOrNone
     calendar: str | None = None
+    outside_hours: Annotated[OutsideHoursModel, BeforeValidator(_target)] | None = None
 
 
 TargetField = Annotated[TargetModel, BeforeValidator(_target)]
@@ -320,6 +326,7 @@ TargetField = Annotated[TargetModel, BeforeValidator(_target)]
 class ClassModel(_Strict):
     response: TargetField | None = None
     resolution: TargetField | None = None
+    update: TargetField | None = None
 
 
 class PlanModel(_Strict):
@@ -350,7 +357,8 @@ class WhenModel(_Strict):
 
 
 class OverrideModel(_Strict):
-    class_: str = Field(alias="class")
+    class_: str | None = Field(default=None, alias="class")
+    at_least: str | None = None
     when: WhenModel
 
 
@@ -370,6 +378,7 @@ class ClassifyModel(_Strict):
 class TiersModel(_Strict):
     field: str = "tier"
     ladder: dict[str, dict[str, DurationOrNone]] = Field(max_length=MAX_STEPS)
+    response: dict[str, DurationOrNone] = Field(default={}, max_length=MAX_STEPS)
 
 
 class AfterModel(_Strict):
@@ -398,13 +407,15 @@ def _after(v: Any) -> Any:
 
 class LevelModel(_Strict):
     name: str
-    after: Annotated[AfterModel, BeforeValidator(_after)]
+    after: Annotated[AfterModel, BeforeValidator(_after)] | None = None
     classes: list[str] | None = None
+    on_request: bool = False
 
 
 class EscalationModel(_Strict):
     levels: list[LevelModel] = Field(max_length=MAX_STEPS)
     requested_label: str | None = None
+    request_response: DurationOrNone = None
 
 
 class LabelsModel(_Strict):
@@ -527,10 +538,16 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
             p.add(loc, f'{kind} "{value}" does not exist (known: {known})')
 
     for cname, cm in m.classes.items():
-        for metric in METRICS:
+        for metric in CLASS_METRICS:
             t = getattr(cm, metric)
             if t is not None:
                 need("calendar", calendars, t.calendar, ("classes", cname, metric, "calendar"))
+                if t.outside_hours is not None:
+                    loc = ("classes", cname, metric, "outside_hours")
+                    need("calendar", calendars, t.outside_hours.calendar, (*loc, "calendar"))
+                    if t.calendar == "always":
+                        p.add(loc, "the target's calendar is `always`, which is never closed: "
+                              "outside_hours would never apply")
     need("class", classes, m.default_class, ("default_class",))
     for pname, pm in m.plans.items():
         need("calendar", calendars, pm.calendar, ("plans", pname, "calendar"))
@@ -549,6 +566,11 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
                 need("class", classes, c, ("classify", "matrix", "table", u, i))
     for n, o in enumerate(m.classify.overrides):
         need("class", classes, o.class_, ("classify", "overrides", n, "class"))
+        need("class", classes, o.at_least, ("classify", "overrides", n, "at_least"))
+        if (o.class_ is None) == (o.at_least is None):
+            p.add(("classify", "overrides", n),
+                  "give exactly one of `class: C` (forces the class) or `at_least: C` (raises "
+                  "it to at least C)")
         w = o.when
         loc = ("classify", "overrides", n, "when")
         if not (w.text_matches or w.field or w.labels_any):
@@ -563,6 +585,8 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
         for tier, row in m.tiers.ladder.items():
             for c in row:
                 need("class", classes, c, ("tiers", "ladder", tier, c))
+        for tier in m.tiers.response:
+            need("tier", set(m.tiers.ladder), tier, ("tiers", "response", tier))
     if m.escalation is not None:
         names: set[str] = set()
         for n, lv in enumerate(m.escalation.levels):
@@ -571,6 +595,19 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
                 p.add((*loc, "name"), f'level "{lv.name}" is defined twice')
             names.add(lv.name)
             a = lv.after
+            if lv.on_request:
+                if a is not None:
+                    p.add((*loc, "after"), "an on_request level is reached only through a "
+                          "customer's request: it takes no `after`")
+                if m.escalation.requested_label is None:
+                    p.add((*loc, "on_request"), "needs `escalation.requested_label`: only a "
+                          "request reaches this level")
+                for i, c in enumerate(lv.classes or []):
+                    need("class", classes, c, (*loc, "classes", i))
+                continue
+            if a is None:
+                p.add(loc, "needs `after` (a trigger), or `on_request: true`")
+                continue
             given = [k for k in ("response", "resolution", "created") if getattr(a, k) is not None]
             if len(given) != 1:
                 p.add(
@@ -582,6 +619,9 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
             need("calendar", calendars, a.calendar, (*loc, "after", "calendar"))
             for i, c in enumerate(lv.classes or []):
                 need("class", classes, c, (*loc, "classes", i))
+        if m.escalation.request_response is not None and m.escalation.requested_label is None:
+            p.add(("escalation", "request_response"),
+                  "needs `requested_label`: the clock starts when that label is added")
     seen: dict[str, str] = {}
     for g, names_ in m.statuses.items():
         for i, s in enumerate(names_):
@@ -674,7 +714,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
     patterns = _Patterns(p)
     overrides = tuple(
         Override(
-            o.class_,
+            o.class_ or o.at_least or "",
             Condition(
                 text_matches=patterns.compile(
                     o.when.text_matches, ("classify", "overrides", n, "when", "text_matches")
@@ -686,6 +726,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
                 ),
                 labels_any=None if o.when.labels_any is None else frozenset(o.when.labels_any),
             ),
+            at_least=o.at_least is not None,
         )
         for n, o in enumerate(m.classify.overrides)
     )
@@ -699,8 +740,11 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
 
     classes = {
         c: {
-            metric: Target(t.target, t.calendar)
-            for metric in METRICS
+            metric: Target(
+                t.target, t.calendar,
+                None if (o := t.outside_hours) is None else Target(o.target, o.calendar),
+            )
+            for metric in CLASS_METRICS
             if (t := getattr(cm, metric)) is not None
         }
         for c, cm in m.classes.items()
@@ -726,13 +770,18 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
     tiers = None
     if m.tiers is not None:
         tiers = Tiers(
-            m.tiers.field, tuple(m.tiers.ladder), {t: dict(r) for t, r in m.tiers.ladder.items()}
+            m.tiers.field, tuple(m.tiers.ladder), {t: dict(r) for t, r in m.tiers.ladder.items()},
+            dict(m.tiers.response),
         )
     escalation = None
     if m.escalation is not None:
         levels = []
         for lv in m.escalation.levels:
             a = lv.after
+            if a is None:  # on_request
+                levels.append(Level(lv.name, None,
+                                    None if lv.classes is None else frozenset(lv.classes), True))
+                continue
             metric = (
                 "response"
                 if a.response is not None
@@ -752,7 +801,8 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
                     None if lv.classes is None else frozenset(lv.classes),
                 )
             )
-        escalation = Escalation(tuple(levels), m.escalation.requested_label)
+        escalation = Escalation(tuple(levels), m.escalation.requested_label,
+                                m.escalation.request_response)
     statuses = {g: tuple(m.statuses.get(g, ())) for g in STATUS_GROUPS}
     policy = Policy(
         name=m.name,
@@ -822,18 +872,30 @@ def _check_reach(policy: Policy, p: _Problems) -> None:
 
     levels = policy.escalation.levels if policy.escalation is not None else ()
     for c, targets in policy.classes.items():
-        by_metric = {metric: cals(c, metric) for metric in METRICS}
+        by_metric = {metric: cals(c, metric) for metric in CLASS_METRICS}
         for metric, t in targets.items():
             for cal_name in by_metric.get(metric, ()):
                 reach(t.duration, cal_name, ("classes", c, metric))
+            if (o := t.outside_hours) is not None:
+                for cal_name in {o.calendar} if o.calendar else by_metric.get(metric, ()):
+                    reach(o.duration, cal_name, ("classes", c, metric, "outside_hours"))
         if policy.tiers is not None:
             for tier, row in policy.tiers.ladder.items():
                 for cal_name in by_metric["resolution"]:
                     reach(row.get(c), cal_name, ("tiers", "ladder", tier, c))
+            for tier, d in policy.tiers.response.items():
+                for cal_name in by_metric["response"]:
+                    reach(d, cal_name, ("tiers", "response", tier))
+        esc = policy.escalation
+        if esc is not None and esc.request_response is not None:
+            for cal_name in by_metric["resolution"]:
+                reach(esc.request_response, cal_name, ("escalation", "request_response"))
         for i, lv in enumerate(levels):
             if lv.classes is not None and c not in lv.classes:
                 continue
             trig, loc = lv.after, ("escalation", "levels", i, "after")
+            if trig is None:  # on_request: no time trigger
+                continue
             if trig.metric is not None and trig.fraction is not None:
                 t = targets.get(trig.metric)
                 for cal_name in by_metric.get(trig.metric, ()):

@@ -26,6 +26,10 @@ P1_REGARDLESS = [
     ({"subject": "Calendar unavailable for all users"}, {}),
     ({"subject": "Booking clerks", "description": "Cannot create or edit appointments in the calendar"}, {}),
     ({"subject": "Diary page not loading"}, {"component": "Calendar"}),
+    # the handbook's own wording
+    ({"subject": "Losing the ability to manage, create or edit calendars"}, {}),
+    ({"subject": "Clinic calendars", "description": "We are losing the ability to edit them"}, {}),
+    ({"subject": "Unavailability of calendars"}, {}),
     # Unavailability of clinical information (EMR and EMR2 components)
     ({"subject": "EMR2 unavailable since 09:00"}, {}),
     ({"subject": "Clinical information not available to clinicians"}, {}),
@@ -261,3 +265,69 @@ def test_compliance_goal_and_statuses() -> None:
     assert p.status_group("Resolved") == "resolved"
     assert p.status_group("Closed") == "closed"
     assert p.status_group("In Progress") == "open"
+
+
+# -- the Chief Operating Officer: "the customer may request an escalation" -------------------------
+
+def label(at_: str, added: list[str], by: str = "customer") -> dict[str, object]:
+    return {"at": at_, "kind": "label", "by": by, "added": added, "removed": []}
+
+
+def comment(at_: str, by: str = "owner") -> dict[str, object]:
+    return {"at": at_, "kind": "comment", "by": by, "public": True, "text": "Calling you now."}
+
+
+def test_the_coo_is_reached_only_on_request() -> None:
+    # Essentials high from Tue 3 Mar 09:00: the director level triggers Wed 12:30 (above);
+    # time alone never goes further ("The Chief Operating Officer is the final point")
+    t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"})
+    assert verdict(policy(P), t, "2026-04-30T12:00:00+00:00")["level"] == "support-director"
+    # "If the incident is still not resolved, the customer may request an escalation to the
+    # Chief Operating Officer": the request label raises the director to the COO
+    t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"},
+               labels=["escalation-requested"],
+               history=[label("2026-03-05T09:00:00+00:00", ["escalation-requested"])])
+    v = verdict(policy(P), t, "2026-03-05T09:00:00+00:00")
+    assert v["level"] == "coo"
+    assert "sla-level-coo" in v["labels"]
+    note = [n["text"] for n in v["notes"] if n["key"] == "level:coo"]
+    assert note and "request" in note[0]
+
+
+# -- "The incident owner will contact the customer within 1 business day" ----------------------------
+# Essentials high, created Tue 3 Mar 09:00; the customer adds escalation-requested Tue 11:00.
+# One business day of the office calendar (09:00-17:30, 8h30m): 6h30 Tue (11:00-17:30) +
+# 2h Wed -> due Wed 4 Mar 11:00, breached from 11:00 + 1 us.
+
+REQUEST = label("2026-03-03T11:00:00+00:00", ["escalation-requested"])
+
+
+def requested(*more: dict[str, object]) -> object:
+    return ticket("2026-03-03T09:00:00+00:00", status="In Progress", fields={"priority": "High"},
+                  labels=["escalation-requested"],
+                  history=[status("2026-03-03T09:20:00+00:00", "New", "In Progress"), REQUEST, *more])
+
+
+def test_requested_escalation_is_answered_within_one_business_day() -> None:
+    v = verdict(policy(P), requested(), "2026-03-04T11:00:00+00:00")
+    er = v["metrics"]["escalation_response"]
+    assert (er["state"], er["elapsed_s"], er["target_s"]) == ("at_risk", int(8.5 * 3600), int(8.5 * 3600))
+    assert at(er["due"]) == at("2026-03-04T11:00:00+00:00")
+    v = verdict(policy(P), requested(), "2026-03-04T11:00:01+00:00")
+    assert v["metrics"]["escalation_response"]["state"] == "breached"
+    assert "sla-breached-escalation-response" in v["labels"]
+    assert any(n["key"] == "breach:escalation_response:1" for n in v["notes"])
+
+
+def test_the_owners_call_within_the_day_is_met() -> None:
+    # the customer's own comment is no answer; the owner's Wed 10:00 is (6h30 + 1h = 7h30)
+    t = requested(comment("2026-03-03T15:00:00+00:00", by="customer"),
+                  comment("2026-03-04T10:00:00+00:00"))
+    er = verdict(policy(P), t, "2026-03-05T10:00:00+00:00")["metrics"]["escalation_response"]
+    assert (er["state"], er["elapsed_s"]) == ("met", int(7.5 * 3600))
+
+
+def test_no_request_no_clock() -> None:
+    t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"})
+    er = verdict(policy(P), t, "2026-03-03T12:00:00+00:00")["metrics"]["escalation_response"]
+    assert er["state"] == "not_started"

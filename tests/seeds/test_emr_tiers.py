@@ -241,3 +241,70 @@ def test_response_within_one_hour() -> None:
     assert v["metrics"]["response"]["due"] is not None
     assert at(v["metrics"]["response"]["due"]) == at("2026-03-09T08:30:00+02:00")
     assert v["metrics"]["resolution"]["state"] == "no_target"
+
+
+# -- "Response Time" per tier, on every reassignment (metric tier_response) ----------------------------
+# Tiers 1-3: "Response Time: 1 hour"; Tier 4: "Response Time: 1 day" (8 working hours).
+
+def reply(at_: str, by: str = "agent") -> dict[str, object]:
+    return {"at": at_, "kind": "comment", "by": by, "public": True, "text": "On it."}
+
+
+def test_jose_tier_4_miss_is_flagged() -> None:
+    # José's ticket reaches Tier 4 (development) Thu 5 Mar 17:00 and nobody there answers.
+    # 1 day = 8h of the working calendar from Thu 17:00 (closed): Fri 08:00-12:00, 13:00-17:00
+    # -> used up Fri 6 Mar 17:00, breached at the next opening, Mon 9 Mar 08:00 + 1 us.
+    # (Tier 2 answered at 08:40, Tier 3 on Tue at 08:30: within their hour.)
+    t = jose("L4", TO_L3, reply("2026-03-03T08:30:00+02:00", by="senior"), TO_L4)
+    v = verdict(policy(P), t, "2026-03-06T17:00:00+02:00")
+    tr = v["metrics"]["tier_response"]
+    assert tr["state"] == "at_risk"
+    assert at(tr["due"]) == at("2026-03-06T17:00:00+02:00")
+    assert at(v["next_change"]) == at("2026-03-09T08:00:00.000001+02:00")
+    v = verdict(policy(P), t, "2026-03-09T08:00:01+02:00")
+    assert v["metrics"]["tier_response"]["state"] == "breached"
+    assert "sla-breached-tier-response" in v["labels"]
+    assert [n["key"] for n in v["notes"] if n["key"].startswith("breach:")] == ["breach:tier_response:1"]
+    assert [(o["tier"], o["breached"]) for o in v["metrics"]["tier_response"]["occurrences"]] == [
+        ("L2", False), ("L3", False), ("L4", True)]
+    # without Tier 3's reply its entry is a breach too, the first one: L4's is then the second
+    v = verdict(policy(P), jose("L4", TO_L3, TO_L4), "2026-03-09T08:00:01+02:00")
+    assert [n["key"] for n in v["notes"] if n["key"].startswith("breach:")] == [
+        "breach:tier_response:1", "breach:tier_response:2"]
+
+
+def test_jose_tier_4_answering_within_a_day_is_met() -> None:
+    # the developer replies Fri 6 Mar 11:00: 3h after entering L4 (08:00-11:00)
+    t = jose("L4", TO_L3, TO_L4, reply("2026-03-06T11:00:00+02:00", by="developer"))
+    v = verdict(policy(P), t, "2026-03-09T12:00:00+02:00")
+    tr = v["metrics"]["tier_response"]
+    assert (tr["state"], tr["elapsed_s"], tr["target_s"]) == ("met", 3 * 3600, 8 * 3600)
+    assert "sla-breached-tier-response" not in v["labels"]
+
+
+def test_every_reassignment_restarts_the_tier_response() -> None:
+    # José at L3 from Mon 17:00 (closed): Tier 3's hour runs Tue 08:00-09:00.
+    t = jose("L3", TO_L3)
+    v = verdict(policy(P), t, "2026-03-03T08:30:00+02:00")
+    tr = v["metrics"]["tier_response"]
+    assert (tr["state"], tr["elapsed_s"]) == ("running", 30 * 60)
+    assert at(tr["due"]) == at("2026-03-03T09:00:00+02:00")
+    # the L2 entry was answered at 08:40 (40 min): met, not breached
+    first = tr["occurrences"][0]
+    assert (first["tier"], first["elapsed_s"], first["breached"]) == ("L2", 40 * 60, False)
+    # Tier 3 replies Tue 08:50: met
+    t = jose("L3", TO_L3, reply("2026-03-03T08:50:00+02:00", by="senior"))
+    tr = verdict(policy(P), t, "2026-03-03T12:00:00+02:00")["metrics"]["tier_response"]
+    assert (tr["state"], tr["elapsed_s"]) == ("met", 50 * 60)
+
+
+def test_andre_urgent_tier_3_response_within_the_hour() -> None:
+    # Andre's ticket moves to L3 Tue 3 Mar 11:00; nobody answers: 1h -> 12:00, the lunch hour
+    # does not count, so it is breached at 13:00 + 1 us.
+    t = andre("L3", A_TO_L3)
+    assert verdict(policy(P), t, "2026-03-03T12:59:59+02:00")["metrics"]["tier_response"]["state"] == "at_risk"
+    v = verdict(policy(P), t, "2026-03-03T13:00:01+02:00")
+    assert v["metrics"]["tier_response"]["state"] == "breached"
+    # answered at 11:30 instead: met
+    t = andre("L3", A_TO_L3, reply("2026-03-03T11:30:00+02:00"))
+    assert verdict(policy(P), t, "2026-03-03T14:00:00+02:00")["metrics"]["tier_response"]["state"] == "met"

@@ -28,9 +28,11 @@ first read, from what the verdict kept: equal to what writing them at once would
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,9 +41,16 @@ import re2
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
 from .durations import Duration, format_duration
 from .kb import kb_note
-from .policy import METRICS, Level, Plan, Policy, Trigger, slug
+from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
-from .verdict import NOTE_MARKER_RE, MetricVerdict, Note, Verdict, metric_verdict
+from .verdict import (
+    NOTE_MARKER_RE,
+    MetricVerdict,
+    Note,
+    Occurrence,
+    Verdict,
+    metric_verdict,
+)
 
 _STOPPED_GROUPS = ("resolved", "closed")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -165,25 +174,47 @@ class _Compiled:
             for k, row in cl.matrix.table.items():
                 self.rows.setdefault(k.casefold(), k)
                 self.row_maps[k] = (row, _folded(row))
-        self.overrides: list[tuple[Any, ...]] = [
+        rules = [
             (i, o.class_, o.when,
              None if o.when.in_ is None else frozenset(x.casefold() for x in o.when.in_),
              _matcher(o.when.text_matches), _matcher(o.when.matches))
             for i, o in enumerate(cl.overrides)
         ]
+        #: the forcing overrides, and the ``at_least`` ones (applied after the map/matrix)
+        self.overrides: list[tuple[Any, ...]] = [
+            r for r, o in zip(rules, cl.overrides, strict=True) if not o.at_least]
+        self.at_least: list[tuple[Any, ...]] = [
+            r for r, o in zip(rules, cl.overrides, strict=True) if o.at_least]
+        forcing = [o for o in cl.overrides if not o.at_least]
         any_of = _any_of(
-            [o.when.text_matches for o in cl.overrides if o.when.text_matches is not None]
+            [o.when.text_matches for o in forcing if o.when.text_matches is not None]
         )
         self.text_any = None if any_of is None else _AnyText(any_of)
         #: the overrides to try when no text pattern matches: those without one
         self.overrides_untexted = [o for o in self.overrides if o[4] is None]
+        #: class -> severity rank (0: most severe)
+        self.rank = {c: i for i, c in enumerate(policy.classes)}
+        #: class -> the metrics whose target has an ``outside_hours`` alternative
+        self.outside = {
+            c: frozenset(m for m, t in targets.items() if t.outside_hours is not None)
+            for c, targets in policy.classes.items()
+            if any(t.outside_hours is not None for t in targets.values())
+        }
+        self.outside_memo: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self.plans: dict[str | None, tuple[Plan, str | None]] = {}
         self.class_labels = {c: policy.class_label(c) for c in policy.classes}
         self.state_labels = {
-            (state, metric): policy.label("at-risk" if state == "at_risk" else state, metric)
+            (state, metric): policy.metric_label(state, metric)
             for state in ("at_risk", "breached")
-            for metric in METRICS
+            for metric in ALL_METRICS
         }
+        measured = policy.metrics()
+        self.update = "update" in measured
+        self.tier_response = "tier_response" in measured
+        self.esc_response = "escalation_response" in measured
+        #: whether any metric beyond response and resolution is measured
+        self.extra = self.update or self.tier_response or self.esc_response
+        self.extra_memo: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self.paused_label = policy.label("paused")
         tiers = policy.tiers
         self.tiers = tiers
@@ -249,6 +280,51 @@ class _Compiled:
             self.metric_memo[key] = info
         return info
 
+    def outside_metric(self, class_: str, plan: str, metric: str) -> tuple[Any, ...]:
+        """:meth:`metric` for the target's ``outside_hours`` alternative."""
+        key = (class_, plan, metric)
+        info = self.outside_memo.get(key)
+        if info is None:
+            p = self.policy
+            out = p.classes[class_][metric].outside_hours
+            assert out is not None
+            cal_name = out.calendar or p.calendar_name(class_, plan, metric)
+            cal = p.calendars[cal_name]
+            if out.duration is None:
+                info = (cal, cal_name, None, None, None)
+            else:
+                target_td = out.duration.resolve(cal.business_day)
+                target = target_td // _US
+                info = (cal, cal_name, target_td, target, math.ceil(target * p.warn_at))
+            self.outside_memo[key] = info
+        return info
+
+    def extra_metric(self, class_: str, plan: str, what: str) -> tuple[Any, ...]:
+        """``(calendar, its name, target timedelta, target us, warning us)`` of a duration
+        that is not a class target: ``what`` is ``tier:<tier>`` (its ``tiers.response``, on
+        the class's response calendar) or ``request`` (``escalation.request_response``, on
+        its resolution calendar); the last three None when there is no such duration."""
+        key = (class_, plan, what)
+        info = self.extra_memo.get(key)
+        if info is None:
+            p = self.policy
+            if what == "request":
+                assert p.escalation is not None
+                d, metric = p.escalation.request_response, "resolution"
+            else:
+                assert p.tiers is not None
+                d, metric = p.tiers.response.get(what[5:]), "response"
+            cal_name = p.calendar_name(class_, plan, metric)
+            cal = p.calendars[cal_name]
+            if d is None:
+                info = (cal, cal_name, None, None, None)
+            else:
+                target_td = d.resolve(cal.business_day)
+                target = target_td // _US
+                info = (cal, cal_name, target_td, target, math.ceil(target * p.warn_at))
+            self.extra_memo[key] = info
+        return info
+
     def route(self, class_: str, plan: str) -> tuple[Any, ...]:
         """``(response info, resolution info)``: :meth:`metric` for both metrics."""
         key = (class_, plan)
@@ -267,6 +343,8 @@ class _Compiled:
             r = []
             assert self.escalation is not None
             for idx, lv in enumerate(self.escalation.levels, start=1):
+                if lv.after is None:  # on_request: no time trigger reaches it
+                    continue
                 if lv.classes is None or class_ in lv.classes:
                     r.append((idx, lv, self.trigger(idx, lv.after, class_, plan)))
             self.levels_memo[key] = r
@@ -330,27 +408,18 @@ def _classify(
         overrides = c.overrides
         if c.text_any is not None and not c.text_any(text):  # no text pattern matches
             overrides = c.overrides_untexted
-        for i, class_, w, folded_in, text_matches, matches in overrides:
-            if text_matches is not None and not text_matches(text):
-                continue
-            if w.field is not None:
-                value = fields.get(w.field)
-                if (
-                    value is None
-                    or (folded_in is not None and value.strip().casefold() not in folded_in)
-                    or (matches is not None and not matches(value))
-                ):
-                    continue
-            if w.labels_any is not None and not (set(ticket.labels) & w.labels_any):
-                continue
-            return class_, f"override:{i}", ("override", i, w)
+        for rule in overrides:
+            if _rule_matches(rule, text, ticket, fields):
+                i, class_, w = rule[:3]
+                return _raised(c, ticket, fields, class_, f"override:{i}", ("override", i, w))
     field = c.class_field
     value = fields.get(field)
     if value is not None:
         mapped = c.map_exact.get(value) if value in c.map_exact else c.map_folded.get(
             value.strip().casefold())
         if mapped is not None:
-            return mapped, f"map:{field}", ("map", field, value, mapped)
+            return _raised(c, ticket, fields, mapped, f"map:{field}",
+                           ("map", field, value, mapped))
     m = c.matrix
     if m is not None:
         u, i_ = fields.get(m.urgency), fields.get(m.impact)
@@ -360,15 +429,59 @@ def _classify(
                 row, row_folded = c.row_maps[row_key]
                 cls = row[i_] if i_ in row else row_folded.get(i_.strip().casefold())
                 if cls is not None:
-                    return cls, f"matrix:{m.urgency}x{m.impact}", ("matrix", m, u, i_, cls)
+                    return _raised(c, ticket, fields, cls, f"matrix:{m.urgency}x{m.impact}",
+                                   ("matrix", m, u, i_, cls))
     default = c.policy.default_class
-    return default, "default", ("default", default)
+    return _raised(c, ticket, fields, default, "default", ("default", default))
+
+
+def _rule_matches(
+    rule: tuple[Any, ...], text: str, ticket: Ticket, fields: Mapping[str, str | None]
+) -> bool:
+    """Whether an override's ``when`` holds (every condition it gives)."""
+    _i, _class, w, folded_in, text_matches, matches = rule
+    if text_matches is not None and not text_matches(text):
+        return False
+    if w.field is not None:
+        value = fields.get(w.field)
+        if (
+            value is None
+            or (folded_in is not None and value.strip().casefold() not in folded_in)
+            or (matches is not None and not matches(value))
+        ):
+            return False
+    return not (w.labels_any is not None and not (set(ticket.labels) & w.labels_any))
+
+
+def _raised(
+    c: _Compiled, ticket: Ticket, fields: Mapping[str, str | None], class_: str, rule: str,
+    why: tuple[Any, ...],
+) -> tuple[str, str, tuple[Any, ...]]:
+    """The class after the ``at_least`` overrides: the most severe of ``class_`` and every
+    matching rule's class (never lower)."""
+    if not c.at_least:
+        return class_, rule, why
+    text = f"{ticket.subject}\n{ticket.description}"
+    rank = c.rank
+    best = None
+    for r in c.at_least:
+        if rank[r[1]] < rank[best[1] if best is not None else class_] and _rule_matches(
+                r, text, ticket, fields):
+            best = r
+    if best is None:
+        return class_, rule, why
+    i, raised, w = best[:3]
+    return raised, f"at_least:{i}", ("at_least", i, w, class_, why)
 
 
 def _why_class(why: tuple[Any, ...]) -> str:
     kind = why[0]
     if kind == "override":
         return f"override rule {why[1]}: {why[2].describe()}"
+    if kind == "at_least":
+        _, i, w, was, was_why = why
+        return (f"override rule {i} raises {was} to at least this class: {w.describe()} "
+                f"(before it: {_why_class(was_why)})")
     if kind == "map":
         _, field, value, mapped = why
         return f"{field} is {value!r}, mapped to {mapped}"
@@ -486,7 +599,14 @@ def _tier_text(class_: str, spent: int, tier: str, limit_d: Duration, escalate_t
     )
 
 
-def _level_text(reached: int, name: str, trig: Trigger, class_: str) -> str:
+def _level_text(
+    reached: int, name: str, trig: Trigger | None, class_: str, requested_label: str | None,
+) -> str:
+    if trig is None:  # an on_request level
+        return (
+            f"Hierarchical escalation: level {reached} ({name}) - reached on the customer's "
+            f"request ({requested_label!r}) for this {class_} ticket."
+        )
     return (
         f"Hierarchical escalation: level {reached} ({name}) - {trig.describe()} "
         f"reached for this {class_} ticket."
@@ -528,8 +648,11 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             out.append(
                 f"{metric}: no target; {format_duration(_td(elapsed))} elapsed on {cal_name}"
             )
+        elif kind == "recurring":
+            out.append(_recurring_reason(policy, step))
         elif kind == "metric":
-            _, metric, state, elapsed, target_td, cal_name, due_us, stop, response_why = step
+            _, metric, state, elapsed, target_td, cal_name, due_us, stop, response_why, outside = (
+                step)
             how = ""
             if stop is not None:
                 how = f"stopped {_local(policy, stop)}" + (
@@ -540,6 +663,8 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
                 f"{format_duration(target_td)} on {cal_name}"
                 + (f", due {_local(policy, due_us)}" if due_us is not None else "")
                 + (f", {how}" if how else "")
+                + (f" (created outside the hours of the {outside} calendar: its outside_hours "
+                   "target)" if outside else "")
             )
         elif kind == "tier":
             _, tier, spent, limit_d, escalate_to = step
@@ -554,6 +679,256 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
                 why += f"; kept at level {floor} (levels never go down while open)"
             out.append(f"escalation: {why}" + (f" -> {level}" if level else ""))
     return tuple(out)
+
+
+# -- update, tier_response, escalation_response -------------------------------------------------
+
+
+def _recurring_metrics(
+    c: _Compiled, ticket: Ticket, history: Sequence[Any], ats: list[int], now_us: int,
+    created: int, runs: list[tuple[int, int]], running_now: bool, seg_at: list[int],
+    seg_group: list[tuple[str, bool]], stopped_at: int | None, response_stop: int | None,
+    class_: str, plan: str, fields: Mapping[str, str | None], outside: frozenset[str],
+    metrics: dict[str, MetricVerdict], labels: set[str], notes: list[Note],
+    candidates: list[int], steps: list[tuple[Any, ...]], warnings: list[str],
+) -> None:
+    """The periodic update, the response in each tier and the reply to an escalation request
+    (docs/semantics.md, "Clocks that start again"): each is a series of occurrences; the
+    verdict reports the current one, a breach note for every one that breached."""
+    group = c.group
+    reporter = ticket.reporter
+    # the events of the past, each instant read as at creation when before it
+    past = [(ev, at if at >= created else created)
+            for ev, at in zip(history, ats, strict=True) if at <= now_us]
+
+    def reply(ev: Any) -> bool:
+        """A public comment by someone other than the reporter (and not one of our notes)."""
+        return bool(
+            ev.kind == "comment" and ev.public and (ev.by is None or ev.by != reporter)
+            and not (ev.text and _MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)))
+
+    answers = [at for ev, at in past if reply(ev)]
+    targets = c.policy.classes[class_]
+    if c.update and "update" in targets:
+        if "update" in outside:
+            info = c.outside_metric(class_, plan, "update")
+        else:
+            info = c.metric(class_, plan, "update")
+        spans: list[tuple[int, int | None, tuple[Any, ...], str | None]] = []
+        if response_stop is not None and response_stop <= now_us:
+            restarts = [response_stop]
+            for ev, at in past:
+                if at <= restarts[-1]:
+                    continue
+                if reply(ev) or (
+                    ev.kind == "status" and ev.to is not None
+                    and group(ev.to)[0] in ("new", "open")
+                ):
+                    restarts.append(at)
+            for a, b in pairwise(restarts):
+                spans.append((a, b, info, None))
+            last = restarts[-1]
+            spans.append((last, None if stopped_at is None else max(stopped_at, last), info,
+                          None))
+        _report(c, "update", info, spans, runs, running_now, created, now_us, class_, plan,
+                metrics, labels, notes, candidates, steps,
+                c.metric(class_, plan, "update")[1] if "update" in outside else None)
+    if c.tier_response:
+        tiers = c.tiers
+        assert tiers is not None
+        tier_field = tiers.field
+
+        def tier_of(raw: str | None) -> str | None:
+            if raw is None:
+                return tiers.order[0]
+            return c.tier_folded.get(raw.strip().casefold())
+
+        moves = [(ev, at) for ev, at in past if ev.kind == "field" and ev.field == tier_field]
+        current = tier_of(moves[0][0].from_ if moves else fields.get(tier_field))
+        entries = [(created, current)]
+        for ev, at in moves:
+            t = tier_of(ev.to)
+            if t != entries[-1][1]:
+                entries.append((at, t))
+        # response events after a tier entry: a public reply, or leaving `new`
+        responses = answers if c.on_comment else []
+        if c.on_status:
+            prev = seg_group[0][0]
+            outs = []
+            for ev, at in past:
+                if ev.kind == "status" and ev.to is not None:
+                    g = group(ev.to)[0]
+                    if prev == "new" and g != "new":
+                        outs.append(at)
+                    prev = g
+            responses = sorted(responses + outs)
+        spans = []
+        for i, (at, t) in enumerate(entries):
+            if i == 0:
+                stop = response_stop
+            else:
+                k = bisect_right(responses, at)
+                stop = responses[k] if k < len(responses) else None
+            ends = [x for x in (stop, entries[i + 1][0] if i + 1 < len(entries) else None,
+                                stopped_at if stopped_at is not None and stopped_at >= at
+                                else None) if x is not None]
+            info = c.extra_metric(class_, plan, "tier:" + (t or ""))
+            spans.append((at, min(ends) if ends else None, info, t))
+        _report(c, "tier_response", spans[-1][2], spans, runs, running_now, created, now_us,
+                class_, plan, metrics, labels, notes, candidates, steps, None)
+    if c.esc_response:
+        esc = c.escalation
+        assert esc is not None and esc.requested_label is not None
+        wanted = esc.requested_label
+        info = c.extra_metric(class_, plan, "request")
+        adds = [at for ev, at in past if ev.kind == "label" and wanted in ev.added]
+        if not adds and wanted in ticket.labels:
+            upd = None if ticket.updated is None else to_us(ticket.updated)
+            at = upd if upd is not None and created <= upd <= now_us else created
+            adds = [at]
+            warnings.append(
+                f"{ticket.ref}: carries {wanted!r} but no history event adds it: the request "
+                f"is read as made at {from_us(at).isoformat()} (the ticket's "
+                f"{'last update' if at == upd else 'creation'})")
+        starts: list[tuple[int, int | None]] = []
+        for a in adds:
+            if starts and (starts[-1][1] is None or starts[-1][1] > a):
+                continue  # asked again while still unanswered: the first request counts
+            k = bisect_right(answers, a)
+            starts.append((a, answers[k] if k < len(answers) else None))
+        live = [(a, b) for a, b, g in zip(seg_at, [*seg_at[1:], now_us], seg_group, strict=True)
+                if g[0] not in _STOPPED_GROUPS]
+        spans = []
+        for a, stop in starts:
+            ends = [x for x in (stop, stopped_at if stopped_at is not None and stopped_at >= a
+                                else None) if x is not None]
+            spans.append((a, min(ends) if ends else None, info, None))
+        _report(c, "escalation_response", info, spans, live,
+                seg_group[-1][0] not in _STOPPED_GROUPS, created, now_us, class_, plan, metrics,
+                labels, notes, candidates, steps, None)
+
+
+def _report(
+    c: _Compiled, metric: str, info: tuple[Any, ...],
+    spans: list[tuple[int, int | None, tuple[Any, ...], str | None]],
+    runs: list[tuple[int, int]], running_now: bool, created: int, now_us: int, class_: str,
+    plan: str, metrics: dict[str, MetricVerdict], labels: set[str], notes: list[Note],
+    candidates: list[int], steps: list[tuple[Any, ...]], outside: str | None,
+) -> None:
+    """One recurring metric's verdict from its occurrences ``(start, end or None, info,
+    tier)``: the last is the current one."""
+    occurrences = []
+    breaches = 0
+    clock = None
+    for start, end, (cal, cal_name, target_td, target, _warn), tier in spans:
+        ivs, ongoing = _intervals(runs, running_now, created, now_us, start=start, stop=end)
+        clock = _Clock(cal, ivs, ongoing)
+        breached = target is not None and clock.elapsed > target
+        if breached:
+            breaches += 1
+            notes.append(Note.later(
+                f"breach:{metric}:{breaches}",
+                partial(_recurring_text, c.policy, metric, class_, target_td, cal_name,
+                        clock.elapsed, start, tier,
+                        c.policy.escalation.requested_label if c.policy.escalation else None),
+            ))
+        occurrences.append(Occurrence(
+            from_us(start), None if end is None or end > now_us else from_us(end),
+            _td(clock.elapsed), breached, tier))
+    cal, cal_name, target_td, target, warn = info
+    due_us = stop = None
+    remaining = None
+    if clock is None:
+        state, elapsed = "not_started", 0
+        remaining = target_td
+    else:
+        elapsed = clock.elapsed
+        start, end = spans[-1][:2]
+        stopped = end is not None and end <= now_us
+        if stopped:
+            stop = end
+        if target is None:
+            state = "no_target"
+        elif stopped:
+            state = "met" if elapsed <= target else "breached"
+        elif elapsed > target:
+            state = "breached"
+        elif not clock.ongoing:
+            state = "paused"
+        elif elapsed >= warn:
+            state = "at_risk"
+        else:
+            state = "running"
+        if target is not None and not stopped:
+            remaining = _td(target - elapsed)
+            if clock.ongoing:
+                due_us = clock.reach(target)
+                if elapsed < warn and (t := clock.reach(warn)) is not None:
+                    candidates.append(t)
+                if elapsed <= target and (t := clock.reach(target + 1)) is not None:
+                    candidates.append(t)
+    if state in ("at_risk", "breached"):
+        labels.add(c.state_labels[state, metric])
+    if state == "paused":
+        labels.add(c.paused_label)
+    m = metric_verdict(
+        metric, state, _td(elapsed), target_td, None if due_us is None else from_us(due_us),
+        remaining, cal_name, None if stop is None else from_us(stop))
+    object.__setattr__(m, "occurrences", tuple(occurrences))
+    metrics[metric] = m
+    steps.append((
+        "recurring", metric, state, elapsed, target_td, cal_name, due_us,
+        spans[-1][0] if spans else None, stop, len(spans), breaches,
+        spans[-1][3] if spans else None, outside,
+        c.policy.escalation.requested_label if c.policy.escalation else None,
+    ))
+
+
+def _recurring_text(
+    policy: Policy, metric: str, class_: str, target_td: timedelta, cal_name: str,
+    elapsed: int, start: int, tier: str | None, requested_label: str | None,
+) -> str:
+    spent = format_duration(_td(elapsed))
+    allowed = f"{format_duration(target_td)} of working time on the {cal_name} calendar"
+    since = _local(policy, start)
+    if metric == "update":
+        return (f"SLA breach: no update on this {class_} ticket for {spent} since {since} "
+                f"(an update is due every {allowed}).")
+    if metric == "tier_response":
+        return (f"SLA breach: no response within {allowed} after this {class_} ticket "
+                f"entered {tier} at {since}; {spent} has elapsed.")
+    return (f"SLA breach: the customer's escalation request ({requested_label!r}, {since}) "
+            f"has had no reply within {allowed}; {spent} has elapsed.")
+
+
+def _recurring_reason(policy: Policy, step: tuple[Any, ...]) -> str:
+    (_, metric, state, elapsed, target_td, cal_name, due_us, start, stop, n, breaches, tier,
+     outside, requested_label) = step
+    if state == "not_started":
+        why = {
+            "update": "it starts at the first response",
+            "escalation_response": f"nobody has added {requested_label!r}",
+        }.get(metric, "")
+        return f"{metric}: not started ({why})"
+    since = {
+        "update": "since the last update" if n > 1 else "since the first response",
+        "tier_response": f"since the ticket entered {tier}",
+        "escalation_response": f"since {requested_label!r} was added",
+    }[metric]
+    text = f"{metric}: {state}, {format_duration(_td(elapsed))}"
+    if target_td is not None:
+        text += f" of {format_duration(target_td)}"
+    text += f" on {cal_name} {since} ({_local(policy, start)})"
+    if due_us is not None:
+        text += f", due {_local(policy, due_us)}"
+    if stop is not None:
+        text += f", stopped {_local(policy, stop)}"
+    if outside:
+        text += f" (created outside the hours of the {outside} calendar: its outside_hours target)"
+    what = {"update": "gap", "tier_response": "tier entry", "escalation_response": "request"}[
+        metric]
+    text += f"; {n} {what}{'s' if n != 1 else ''} so far, {breaches} breached"
+    return text
 
 
 # -- the verdict -----------------------------------------------------------------------------
@@ -747,6 +1122,18 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
 
     # -- the two clocks ------------------------------------------------------------------------
     resp_info, res_info = c.route(class_, plan)
+    outside: frozenset[str] = frozenset()
+    if c.outside and (arrival := c.outside.get(class_)) is not None:
+        # targets that depend on when the ticket arrived: decided once, at creation
+        outside = frozenset(
+            m for m in arrival
+            if not (cal := c.metric(class_, plan, m)[0]).always
+            and cal.working_us(created, created + 1) == 0
+        )
+        if "response" in outside:
+            resp_info = c.outside_metric(class_, plan, "response")
+        if "resolution" in outside:
+            res_info = c.outside_metric(class_, plan, "resolution")
     info = {"response": resp_info, "resolution": res_info}
     res_ivs, res_ongoing = _intervals(runs, running_now, created, now_us)
     if response_stop is None:
@@ -813,6 +1200,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             steps.append((
                 "metric", metric, state, elapsed, target_td, cal_name, due_us,
                 stop if stopped else None, response_why,
+                c.metric(class_, plan, metric)[1] if metric in outside else None,
             ))
         if state == "paused":
             labels.add(c.paused_label)
@@ -863,6 +1251,14 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                     if ongoing and (t := tclock.reach(limit_us)) is not None:
                         candidates.append(t)
 
+    # -- the metrics that start again and again ---------------------------------------------------
+    if c.extra:
+        _recurring_metrics(
+            c, ticket, history, ats, now_us, created, runs, running_now, seg_at, seg_group,
+            stopped_at, response_stop, class_, plan, fields, outside, metrics, labels, notes,
+            candidates, steps, warnings,
+        )
+
     # -- hierarchical escalation ----------------------------------------------------------------
     level = level_index = None
     esc = c.escalation
@@ -911,7 +1307,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             level, level_index = lv.name, reached
             labels.add(c.level_labels[reached - 1])
             notes.append(Note.later(
-                c.level_keys[reached - 1], partial(_level_text, reached, lv.name, lv.after, class_)
+                c.level_keys[reached - 1],
+                partial(_level_text, reached, lv.name, lv.after, class_, esc.requested_label)
             ))
         steps.append((
             "escalation", triggered, requested, esc.requested_label, floor, n_levels, level,

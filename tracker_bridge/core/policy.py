@@ -23,7 +23,12 @@ if TYPE_CHECKING:
     from . import saferegex
 
 STATUS_GROUPS = ("new", "waiting", "resolved", "closed")
+#: the two clocks every policy has (their due instants are the ticket's deadline fields)
 METRICS = ("response", "resolution")
+#: the targets a class may give (``update``: the periodic update, docs/semantics.md)
+CLASS_METRICS = ("response", "resolution", "update")
+#: every metric a verdict may list, in the order it lists them
+ALL_METRICS = ("response", "resolution", "update", "tier_response", "escalation_response")
 RESPONSE_EVENTS = ("status_change", "public_comment")
 
 
@@ -40,10 +45,14 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A metric's target for a class; ``calendar`` overrides the plan's calendar."""
+    """A metric's target for a class; ``calendar`` overrides the plan's calendar.
+
+    ``outside_hours``: the target (and calendar) used instead when the ticket was created
+    while the calendar this target is measured on was closed."""
 
     duration: Duration | None
     calendar: str | None = None
+    outside_hours: Target | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +80,12 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class Override:
+    """``class_`` forced when ``when`` matches; with ``at_least``, the class is raised to at
+    least ``class_`` (never lowered), after the forcing overrides, the map and the matrix."""
+
     class_: str
     when: Condition
+    at_least: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +117,8 @@ class Tiers:
     order: tuple[str, ...]
     #: tier -> class -> resolve-or-escalate time (None: no limit)
     ladder: Mapping[str, Mapping[str, Duration | None]]
+    #: tier -> time to the first response after entering it (metric ``tier_response``)
+    response: Mapping[str, Duration | None] = dc_field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +139,22 @@ class Trigger:
 
 @dataclass(frozen=True, slots=True)
 class Level:
+    """A hierarchical level; ``after`` is None for an ``on_request`` level, which no time
+    trigger reaches (only a customer's request does)."""
+
     name: str
-    after: Trigger
+    after: Trigger | None
     classes: frozenset[str] | None = None
+    on_request: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Escalation:
     levels: tuple[Level, ...]
     requested_label: str | None = None
+    #: time to the first public reply after the requested label is added
+    #: (metric ``escalation_response``)
+    request_response: Duration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,19 +255,52 @@ class Policy:
             return None
         return t.duration.resolve(self.calendar(class_, plan, metric).business_day)
 
+    def arrival(
+        self, class_: str, plan: str | None, metric: str, created: datetime
+    ) -> tuple[str, Duration | None, bool]:
+        """``(calendar name, duration, outside hours)`` of a target for a ticket created at
+        ``created``: the ``outside_hours`` target and calendar when the target has one and
+        its own calendar is closed at that instant, else the target as written."""
+        t = self.classes[class_].get(metric)
+        cal_name = self.calendar_name(class_, plan, metric)
+        if t is None:
+            return cal_name, None, False
+        out = t.outside_hours
+        if out is not None and not self.calendars[cal_name].is_open(created):
+            return out.calendar or cal_name, out.duration, True
+        return cal_name, t.duration, False
+
     def deadline(
         self, class_: str, plan: str | None, start: datetime, metric: str = "resolution"
     ) -> datetime | None:
-        """The due instant of one target from a start instant (pure calendar arithmetic)."""
-        target = self.target(class_, plan, metric)
-        if target is None:
+        """The due instant of one target for a ticket created at ``start`` (pure calendar
+        arithmetic; an ``outside_hours`` target applies when ``start`` is outside hours)."""
+        cal_name, duration, _ = self.arrival(class_, plan, metric, start)
+        if duration is None:
             return None
-        return self.calendar(class_, plan, metric).add(start, target)
+        cal = self.calendars[cal_name]
+        return cal.add(start, duration.resolve(cal.business_day))
 
     # -- labels -------------------------------------------------------------------------------
 
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics this policy measures (some classes may still leave some out)."""
+        out = list(METRICS)
+        if any("update" in targets for targets in self.classes.values()):
+            out.append("update")
+        if self.tiers is not None and self.tiers.response:
+            out.append("tier_response")
+        if self.escalation is not None and self.escalation.request_response is not None:
+            out.append("escalation_response")
+        return tuple(out)
+
     def label(self, *parts: str) -> str:
         return self.label_prefix + "-".join(slug(p) for p in parts)
+
+    def metric_label(self, state: str, metric: str) -> str:
+        """``<prefix>at-risk-<metric>`` / ``<prefix>breached-<metric>``, the metric's ``_``
+        written ``-`` (``sla-breached-tier-response``)."""
+        return self.label("at-risk" if state == "at_risk" else state, metric.replace("_", "-"))
 
     def class_label(self, class_: str) -> str:
         return self.label(class_)
@@ -256,8 +311,8 @@ class Policy:
         A tracker that keeps labels in a list field (Redmine) must offer exactly these values.
         """
         out = [self.class_label(c) for c in self.classes]
-        for metric in METRICS:
-            out += [self.label("at-risk", metric), self.label("breached", metric)]
+        for metric in self.metrics():
+            out += [self.metric_label("at_risk", metric), self.metric_label("breached", metric)]
         out.append(self.label("paused"))
         if self.tiers is not None:
             out += [self.label("escalate-to", t) for t in self.tiers.order[1:]]

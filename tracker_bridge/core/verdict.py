@@ -16,8 +16,10 @@ from typing import Any
 from .marker import NOTE_MARKER_RE as NOTE_MARKER_RE
 from .marker import note_marker as note_marker
 
-#: metric states, see docs/semantics.md, "States" (``no_target``: the target is ``none``)
-STATES = ("running", "at_risk", "paused", "met", "breached", "no_target")
+#: metric states, see docs/semantics.md, "States" (``no_target``: the target is ``none``;
+#: ``not_started``: a clock that starts at an event that has not happened yet, e.g. the
+#: periodic update before the first response)
+STATES = ("running", "at_risk", "paused", "met", "breached", "no_target", "not_started")
 
 
 def seconds(td: timedelta | None) -> int | float | None:
@@ -108,8 +110,37 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One run of a metric that starts again and again (``update``: each gap between two
+    updates; ``tier_response``: each tier entry; ``escalation_response``: each request)."""
+
+    started_at: datetime
+    #: when it stopped (answered, superseded or the ticket resolved); None: still open
+    ended_at: datetime | None
+    elapsed: timedelta
+    breached: bool
+    #: the tier, for ``tier_response``
+    tier: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "elapsed_s": seconds(self.elapsed),
+            "breached": self.breached,
+        }
+        if self.tier is not None:
+            out["tier"] = self.tier
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class MetricVerdict:
-    """One SLA metric's state at ``now``."""
+    """One SLA metric's state at ``now``.
+
+    The metrics that start again and again (``update``, ``tier_response``,
+    ``escalation_response``) report their current occurrence and list every one of them in
+    ``occurrences``; the others leave it empty."""
 
     name: str
     state: str
@@ -120,9 +151,10 @@ class MetricVerdict:
     calendar: str
     #: when the clock stopped (first response, resolution), if it has
     stopped_at: datetime | None = None
+    occurrences: tuple[Occurrence, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "state": self.state,
             "elapsed_s": seconds(self.elapsed),
             "target_s": seconds(self.target),
@@ -131,6 +163,9 @@ class MetricVerdict:
             "calendar": self.calendar,
             "stopped_at": iso(self.stopped_at),
         }
+        if self.occurrences:
+            out["occurrences"] = [o.to_dict() for o in self.occurrences]
+        return out
 
 
 def metric_verdict(
@@ -148,6 +183,7 @@ def metric_verdict(
     _set_m_remaining(m, remaining)
     _set_m_calendar(m, calendar)
     _set_m_stopped_at(m, stopped_at)
+    _set_m_occurrences(m, ())
     return m
 
 
@@ -160,6 +196,7 @@ _set_m_due = MetricVerdict.due.__set__  # type: ignore[attr-defined]
 _set_m_remaining = MetricVerdict.remaining.__set__  # type: ignore[attr-defined]
 _set_m_calendar = MetricVerdict.calendar.__set__  # type: ignore[attr-defined]
 _set_m_stopped_at = MetricVerdict.__dict__["stopped_at"].__set__
+_set_m_occurrences = MetricVerdict.__dict__["occurrences"].__set__
 
 
 _VERDICT_FIELDS = (
@@ -287,8 +324,10 @@ class Verdict:
 
     @property
     def deadlines(self) -> dict[str, datetime | None]:
-        """The deadline fields the bridge stamps on the ticket: ``response_due``, ``resolution_due``."""
-        return {f"{name}_due": m.due for name, m in self.metrics.items()}
+        """The deadline fields the bridge stamps on the ticket: ``response_due``, ``resolution_due``
+        (the other metrics' due instants are in ``metrics`` only)."""
+        return {f"{name}_due": m.due for name, m in self.metrics.items()
+                if name in ("response", "resolution")}
 
     def to_dict(self, *, note_texts: bool = True) -> dict[str, Any]:
         """The verdict as JSON (docs/ticket.md); ``note_texts=False`` gives each note's key
