@@ -107,6 +107,7 @@ def print_verdict(verdict: Any, reasons: bool = False) -> None:
     click.echo(f"{v.ticket} at {v.now.isoformat()}")
     click.echo(f"  class    {v.class_}  ({v.class_rule})")
     click.echo(f"  plan     {v.plan}")
+    width = max(10, *(len(name) for name in v.metrics)) if v.metrics else 10
     for name, m in v.metrics.items():
         bits = [f"{m.state:<9}", f"elapsed {format_duration(m.elapsed)}"]
         if m.target is not None:
@@ -116,7 +117,7 @@ def print_verdict(verdict: Any, reasons: bool = False) -> None:
         if m.remaining is not None:
             bits.append(f"remaining {format_duration(m.remaining)}")
         bits.append(f"[{m.calendar}]")
-        click.echo(f"  {name:<10} " + "  ".join(bits))
+        click.echo(f"  {name:<{width}} " + "  ".join(bits))
     if v.tier is not None:
         click.echo(
             f"  tier     {v.tier}" + (f" -> escalate to {v.escalate_to}" if v.escalate_to else "")
