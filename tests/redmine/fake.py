@@ -158,8 +158,7 @@ class FakeRedmine:
         for cf in body.get("custom_fields") or ():
             for have in issue["custom_fields"]:
                 if have["id"] == cf["id"] and have["value"] != cf["value"]:
-                    details.append({"property": "cf", "name": str(cf["id"]),
-                                    "old_value": have["value"], "new_value": cf["value"]})
+                    details.extend(_cf_details(cf["id"], have["value"], cf["value"]))
                     have["value"] = cf["value"]
         self._journal_id += 1
         issue["journals"].append({
@@ -167,3 +166,16 @@ class FakeRedmine:
             "notes": body.get("notes") or "", "private_notes": bool(body.get("private_notes")),
             "created_on": stamp(self.now), "details": details})
         issue["updated_on"] = stamp(self.now)
+
+
+def _cf_details(cf_id: int, old: Any, new: Any) -> list[dict[str, Any]]:
+    """The journal details of one custom field change, as Redmine writes them: a multi-value
+    field gets one detail per value removed (``new_value`` null) and added (``old_value``
+    null), a single-value one a single detail with both."""
+    if not isinstance(old, list) and not isinstance(new, list):
+        return [{"property": "cf", "name": str(cf_id), "old_value": old, "new_value": new}]
+    before, after = list(old or ()), list(new or ())
+    return [{"property": "cf", "name": str(cf_id), "old_value": v, "new_value": None}
+            for v in before if v not in after] + \
+        [{"property": "cf", "name": str(cf_id), "old_value": None, "new_value": v}
+         for v in after if v not in before]

@@ -72,17 +72,44 @@ def test_an_issue_maps_to_a_normalized_ticket() -> None:
         ("status", None, "New", "In Progress", True),
         ("comment", None, None, None, True),
         ("comment", None, None, None, False),
+        ("label", None, None, None, True),
         ("comment", None, None, None, True),
         ("status", None, "In Progress", "Feedback", True),
     ]
     assert t.history[3].text == "Looking into it."
-    assert t.history[5].text.endswith("[tracker-bridge:note=breach:response]")
+    # the bridge's write: the label it added to the multi-value list, then its note
+    assert (t.history[5].by, t.history[5].added, t.history[5].removed) == (
+        "Redmine Admin", ("sla-high",), ())
+    assert t.history[6].text.endswith("[tracker-bridge:note=breach:response]")
     assert Ticket.from_dict(t.to_dict()).to_dict() == t.to_dict()
 
 
 def test_journals_are_sorted_by_id_whatever_order_they_come_in() -> None:
     newest_first = {**ISSUE, "journals": list(reversed(ISSUE["journals"]))}
     assert m.to_ticket(newest_first, SPEC, lookups()) == m.to_ticket(ISSUE, SPEC, lookups())
+
+
+def test_one_journal_s_label_values_are_one_label_event() -> None:
+    # Redmine journals a multi-value list per value: removed ones with new_value null,
+    # added ones with old_value null (the captured journal 2775 shows the added form)
+    details = [{"property": "cf", "name": "3", "old_value": "sla-high", "new_value": None},
+               {"property": "cf", "name": "3", "old_value": None, "new_value": "sla-critical"},
+               {"property": "cf", "name": "3", "old_value": None,
+                "new_value": "escalation-requested"},
+               {"property": "cf", "name": "4", "old_value": "Multiple users",
+                "new_value": "Single user"}]
+    journal = {"id": 2777, "user": {"id": 7, "name": "Nurse Ratched"}, "notes": "",
+               "private_notes": False, "created_on": "2026-12-01T21:40:00Z",
+               "details": details}
+    t = m.to_ticket({**ISSUE, "journals": [*ISSUE["journals"], journal]}, SPEC, lookups())
+    *_, field, label = t.history
+    assert (label.kind, label.by, label.added, label.removed) == (
+        "label", "Nurse Ratched", ("sla-critical", "escalation-requested"), ("sla-high",))
+    assert (field.kind, field.field, field.to) == ("field", "impact", "Single user")
+    # without a labels field configured, the same journal names no labels
+    bare = m.MappingSpec(**{**SPEC.__dict__, "labels": None})
+    assert not [e for e in m.to_ticket({**ISSUE, "journals": [journal]}, bare,
+                                       lookups()).history if e.kind == "label"]
 
 
 def test_without_the_names_the_history_shows_ids() -> None:

@@ -20,6 +20,8 @@ Mapping (tracker config -> normalized ticket)
     ``labels``                    every value of the ``write.labels`` multi-value list field
     ``history``                   journals sorted by id: ``status_id`` -> status events,
                                   mapped attributes / custom fields -> field events,
+                                  the labels field's values added/removed in one journal
+                                  -> one label event,
                                   notes -> comments (private notes: ``public=false``)
     ============================  ==========================================================
 
@@ -271,15 +273,25 @@ def history(issue: Mapping[str, Any], spec: MappingSpec,
     """The journals as history events, in time order (journal order within one second)."""
     attr_fields, cf_fields = _tracked(issue, spec, lookups)
     multi = {str(cf["id"]) for cf in issue.get("custom_fields") or () if cf.get("multiple")}
+    labels_id = _labels_cf_id(issue, spec, lookups)
     events: list[HistoryEvent] = []
     # Journals come newest-first when the API user prefers comments in reverse order.
     for j in sorted(issue.get("journals") or (), key=lambda j: int(j["id"])):
         at = parse_utc(j["created_on"])
         by = (j.get("user") or {}).get("name")
+        added: list[str] = []
+        removed: list[str] = []
         for d in j.get("details") or ():
             prop, name = d.get("property"), str(d.get("name"))
             old, new = d.get("old_value"), d.get("new_value")
-            if prop == "attr" and name == "status_id":
+            if prop == "cf" and name == labels_id:
+                # a multi-value list journals one detail per value added (old null) or removed
+                # (new null); a single-value one, old and new texts
+                if old not in (None, "") and old != new:
+                    removed.append(str(old))
+                if new not in (None, "") and old != new:
+                    added.append(str(new))
+            elif prop == "attr" and name == "status_id":
                 names = lookups.statuses
                 events.append(HistoryEvent(
                     at=at, kind="status", by=by,
@@ -294,12 +306,28 @@ def history(issue: Mapping[str, Any], spec: MappingSpec,
                     at=at, kind="field", by=by, field=cf_fields[name],
                     from_=old if old not in (None, "") else None,
                     to=new if new not in (None, "") else None))
+        if added or removed:
+            events.append(HistoryEvent(
+                at=at, kind="label", by=by, added=tuple(dict.fromkeys(added)),
+                removed=tuple(dict.fromkeys(removed))))
         notes = j.get("notes")
         if notes:
             events.append(HistoryEvent(at=at, kind="comment", by=by,
                                        public=not j.get("private_notes"), text=str(notes)))
     events.sort(key=lambda e: e.at)  # stable: journal order kept within one second
     return tuple(events)
+
+
+def _labels_cf_id(issue: Mapping[str, Any], spec: MappingSpec, lookups: Lookups) -> str | None:
+    """The id (as journals write it) of the ``write.labels`` custom field, if any."""
+    if not spec.labels:
+        return None
+    name = cf_name(spec.labels)
+    cf_id = lookups.cf_ids.get(name)
+    if cf_id is None:
+        cf = find_cf(issue, name, None)
+        cf_id = int(cf["id"]) if cf is not None else None
+    return None if cf_id is None else str(cf_id)
 
 
 def _attr_name(attr: str, value: Any, lookups: Lookups) -> str | None:
