@@ -52,13 +52,15 @@ def missing() -> str | None:
     return None
 
 
-def require_trac() -> None:
+def require_trac(*, module: bool = False) -> None:
+    """Skip (outside CI) or fail (CI set) when Trac or the plugin is missing; ``module``:
+    called at a test module's top, for the whole module."""
     reason = missing()
     if reason is None:
         return
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"CI is set but {reason}", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=module)
 
 
 def make_env(path: Path, name: str = "clinic") -> Path:
@@ -75,6 +77,25 @@ def make_env(path: Path, name: str = "clinic") -> Path:
     env.config.save()
     env.shutdown()
     return path
+
+
+def trac_backend(env_path: Path, base: Path, **extra: Any) -> Any:
+    """The backend as the bridge builds it from a validated config. The config needs a
+    ``policy`` key even when, as here, the policy is not loaded (``load_policy=False``), and
+    a plugin manager that knows the backend: a hermetic one (built-ins only) with this plugin
+    registered under its entry point's name."""
+    import tracker_bridge_trac
+
+    from tracker_bridge.config import parse_config
+    from tracker_bridge.manager import get_plugin_manager
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(tracker_bridge_trac, name="trac")
+    cfg = parse_config({"policy": "unused.yaml", "trackers": [tracker_section(env_path, **extra)]},
+                       base=base, pm=pm, load_policy=False)
+    from tracker_bridge_trac.backend import TracBackend
+
+    return TracBackend.from_config(cfg.trackers[0])
 
 
 def tracker_section(env_path: Path, **extra: Any) -> dict[str, Any]:
