@@ -1,24 +1,31 @@
-"""A stateful fake Bugzilla 5.0 REST API on ``responses`` callbacks (no Bugzilla runs here).
+"""A stateful fake Bugzilla 5.x REST API on ``responses`` callbacks.
 
 It answers in the shapes of Bugzilla 5.0's REST documentation (``docs/en/rst/api/core/v1``:
 general.rst, bug.rst, comment.rst, field.rst, product.rst, bugzilla.rst; the payload files
-next to the tests are copies of those examples) and follows the server's source where the
-backend depends on it:
+next to the tests are copies of those examples), corrected to what a real Bugzilla 5.2 answered
+(``test_real_*.py`` run against one; ``payloads/real_5.2.json`` holds its answers): error
+texts, error bodies with ``documentation``, date/time values in history without a zone, a
+cleared date/time field ``null`` but a cleared free text ``""``, a blank comment accepted and
+ignored. It follows the server's source where the backend depends on it:
 
 - ``api_key`` is read from the query string only (5.0 has no header auth); no key means the
   anonymous user (reads work, ``PUT`` fails with 410), a wrong key fails every call with 306;
 - search: ``last_change_time`` is ``>=`` at one second, ``order=changeddate,bug_id``, a
   ``limit`` above ``max_search_results`` is cut to it, advanced ``f1/o1/v1`` with
-  ``bug_id``/``greaterthan``, no criterion at all is error 1000;
+  ``bug_id``/``greaterthan``, ``offset`` without ``limit`` is error 50, no criterion at all is
+  error 1000 only with ``allow_no_criteria = False`` (5.2's default search_allow_no_criteria
+  accepts it);
 - ``Bug.update``: keywords ``add``/``remove``/``set`` (an unknown keyword is error 51, HTTP
   404), free text and date/time custom fields (``YYYY-MM-DD HH:MM:SS`` in the server's zone,
-  read back in UTC with ``Z``), one ``comment``; ``last_change_time`` moves only when something
-  changed; ``changes`` lists what did;
+  read back in UTC with ``Z``, but ``changes`` and history hold the database text: local,
+  no zone), one ``comment`` (a blank one is ignored); ``last_change_time`` moves only when
+  something changed; ``changes`` lists what did;
 - history: activity rows grouped by ``(when, who)``, and two changes of one field by one user
   within one second joined with a space, as ``Bugzilla::Bug::GetBugActivity`` does.
 
 The clock moves one second per change (``tick``); set ``tick = False`` to put everything in
-one second.
+one second. ``poll_advance`` moves it on at each ``/rest/time`` too, as time passes between
+two polls of a real server.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ AGENT = "agent@example.org"
 REPORTER = "reporter@example.org"
 BRIDGE = "sla-bot@example.org"
 
+#: the ``documentation`` every error body of a real 5.2 carries
+DOCUMENTATION = "https://bugzilla.readthedocs.org/en/5.0/api/"
 STATUSES = ("UNCONFIRMED", "CONFIRMED", "IN_PROGRESS", "RESOLVED", "VERIFIED")
 OPEN = {"UNCONFIRMED", "CONFIRMED", "IN_PROGRESS"}
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5", "---")
@@ -76,6 +85,7 @@ class _CustomField:
     name: str
     type: int
     values: tuple[str, ...] = ()
+    display: str = ""
 
 
 @dataclass
@@ -91,11 +101,12 @@ class FakeBugzilla:
         "Clinic": ["Support", "Billing"], "Lab": ["Imaging"]})
     keywords: list[str] = field(default_factory=lambda: [*HUMAN_KEYWORDS, *SLA_KEYWORDS])
     custom: dict[str, _CustomField] = field(default_factory=lambda: {
-        "cf_impact": _CustomField("cf_impact", 2, IMPACTS),
-        "cf_support_plan": _CustomField("cf_support_plan", 2, PLANS),
-        "cf_sla_response_due": _CustomField("cf_sla_response_due", 1),
-        "cf_sla_resolution_due": _CustomField("cf_sla_resolution_due", 5),
-        "cf_due_date": _CustomField("cf_due_date", 9),
+        "cf_impact": _CustomField("cf_impact", 2, IMPACTS, "Impact"),
+        "cf_support_plan": _CustomField("cf_support_plan", 2, PLANS, "Support plan"),
+        "cf_sla_response_due": _CustomField("cf_sla_response_due", 1, (), "SLA response due"),
+        "cf_sla_resolution_due": _CustomField("cf_sla_resolution_due", 5, (),
+                                              "SLA resolution due"),
+        "cf_due_date": _CustomField("cf_due_date", 9, (), "Due date"),
     })
     #: fields a PUT is accepted for but silently not changed (hidden by field visibility)
     ignored_fields: set[str] = field(default_factory=set)
@@ -103,6 +114,10 @@ class FakeBugzilla:
     can_edit: bool = True
     #: True: behave like a proxy that drops the advanced-search clause
     ignore_bug_id_clause: bool = False
+    #: False: a search without any criterion is error 1000 (search_allow_no_criteria off)
+    allow_no_criteria: bool = True
+    #: how far the clock moves at each ``GET /rest/time`` (a poll), besides the changes
+    poll_advance: timedelta = field(default_factory=timedelta)
     #: called with (fake, call) before each answer: to change the tracker mid-scan
     on_request: Callable[[FakeBugzilla, Call], None] | None = None
 
@@ -179,7 +194,8 @@ class FakeBugzilla:
             data = self._route(call, user)
         except _Refused as e:
             return e.status, {"Content-Type": "application/json"}, json.dumps(
-                {"error": True, "code": e.code, "message": e.message})
+                {"error": True, "code": e.code, "message": e.message,
+                 "documentation": DOCUMENTATION})
         return 200, {"Content-Type": "application/json"}, json.dumps(data)
 
     def _login(self, params: Mapping[str, list[str]]) -> str | None:
@@ -194,6 +210,7 @@ class FakeBugzilla:
     def _route(self, call: Call, user: str | None) -> Any:
         m, p = call.method, call.path
         if m == "GET" and p == "time":
+            self.now += self.poll_advance
             t = _z(self.now)
             return {"web_time_utc": t, "db_time": t, "web_time": t, "tz_offset": "+0000",
                     "tz_short_name": "UTC", "tz_name": "UTC"}
@@ -236,11 +253,12 @@ class FakeBugzilla:
     def _search(self, params: Mapping[str, list[str]]) -> dict[str, Any]:
         crit = {k for k in params if k not in ("limit", "offset", "api_key", "Bugzilla_api_key",
                                                "include_fields", "exclude_fields")}
-        if not crit:
+        if not crit and not self.allow_no_criteria:
             raise _Refused(400, 1000, "The search you are attempting to run does not contain "
                                       "any search terms.")
         if "offset" in params and "limit" not in params:
-            raise _Refused(400, 50, "The function Bug.search() requires a limit argument.")
+            raise _Refused(400, 50, "The function Bug.search() requires a limit argument, and "
+                                    "that argument was not set.")
         bugs = list(self.bugs.values())
         if params.get("product"):
             bugs = [b for b in bugs if b["product"] in params["product"]]
@@ -292,7 +310,8 @@ class FakeBugzilla:
                 for k in [*(value.get("set") or ()), *(value.get("add") or ()),
                           *(value.get("remove") or ())]:
                     if k not in self.keywords:
-                        raise _Refused(404, 51, f"There is no Keyword with the name '{k}'.")
+                        raise _Refused(404, 51, f"There is no keyword named '{k}'. See the "
+                                                "list of available keywords.")
                 if "set" in value:
                     new = sorted(set(value["set"]))
                 else:
@@ -306,24 +325,26 @@ class FakeBugzilla:
                 continue
             if name == "status":
                 if value not in STATUSES:
-                    raise _Refused(404, 51, f"There is no Status with the name '{value}'.")
+                    raise _Refused(404, 51, f"There is no status named '{value}'.")
                 bug["is_open"] = value in OPEN
                 if value in OPEN and bug["resolution"]:
                     changes["resolution"] = (bug["resolution"], "")
                     bug["resolution"] = ""
             if name == "priority" and value not in PRIORITIES:
-                raise _Refused(404, 51, f"There is no Priority with the name '{value}'.")
-            if name in self.custom:
-                value = self._custom_value(self.custom[name], value)
+                raise _Refused(404, 51, f"There is no Priority named '{value}'.")
+            cf = self.custom.get(name)
+            if cf is not None:
+                value = self._custom_value(cf, value)
             old = bug.get(name)
             if name in bug and old != value:
-                changes[name] = (_activity_text(old), _activity_text(value))
+                changes[name] = (self._activity_text(cf, old), self._activity_text(cf, value))
                 bug[name] = value
         comment = params.get("comment")
+        text = ""
         if comment is not None:
             text = comment.get("body", comment.get("comment")) or ""
             if not text.strip():
-                raise _Refused(400, 50, "You did not specify a comment.")
+                comment = None  # a real 5.2 answers 200 and adds nothing
         if not changes and comment is None:
             return {}
         at = _z(self.stamp())
@@ -338,12 +359,13 @@ class FakeBugzilla:
     def _custom_value(self, cf: _CustomField, value: Any) -> Any:
         if cf.type == 1:
             if len(str(value)) > 255:
-                raise _Refused(400, 104, f"The text you entered in the {cf.name} field is too "
-                                         "long.")
+                raise _Refused(400, 104, f"The text you entered in the {cf.display} field is "
+                                         f"too long ({len(str(value))} characters, above the "
+                                         "maximum length allowed of 255 characters).")
             return str(value)
         if cf.type == 2:
             if value not in cf.values:
-                raise _Refused(404, 51, f"There is no value named '{value}' for {cf.name}.")
+                raise _Refused(404, 51, f"There is no {cf.display} named '{value}'.")
             return value
         if cf.type in (5, 9):
             text = str(value or "").strip()
@@ -351,12 +373,21 @@ class FakeBugzilla:
                 return None
             m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?: (\d{2}:\d{2}(?::\d{2})?))?", text)
             if not m or (cf.type == 9 and m[2]):
-                raise _Refused(400, 56, f"'{text}' is not a legal date.")
+                raise _Refused(400, 56, f"'{text}' is not a legal date. Please use the format "
+                                        "'YYYY-MM-DD'.")
             if cf.type == 9:
                 return m[1]
             local = datetime.fromisoformat(f"{m[1]}T{m[2] or '00:00:00'}")
             return _z(local.replace(tzinfo=ZoneInfo(self.server_zone)))
         return value
+
+    def _activity_text(self, cf: _CustomField | None, value: Any) -> str:
+        """A value as ``changes`` and history show it: a date/time field as the database
+        holds it (local time of the server, no zone: ``2026-12-02 08:05:43``)."""
+        if cf is not None and cf.type == 5 and value:
+            local = _parse_z(str(value)).astimezone(ZoneInfo(self.server_zone))
+            return local.strftime("%Y-%m-%d %H:%M:%S")
+        return _activity_text(value)
 
     def _add_comment(self, bid: int, text: str, who: str, private: bool, at: str) -> None:
         self._next_comment += 1
@@ -427,7 +458,7 @@ class FakeBugzilla:
             f(20, "target_milestone", "Target Milestone", 2, values(["---"])),
         ]
         for i, cf in enumerate(self.custom.values()):
-            out.append(f(100 + i, cf.name, cf.name[3:].replace("_", " ").title(), cf.type,
+            out.append(f(100 + i, cf.name, cf.display or cf.name, cf.type,
                          values(cf.values), custom=True))
         return out
 

@@ -66,7 +66,7 @@ def test_reading_one_bug(rsps: responses.RequestsMock, make_backend: Callable[..
 
 
 @pytest.mark.parametrize(("error", "exc", "text"), [
-    ("unknown_keyword", TicketWriteRejected, "Keyword"),
+    ("unknown_keyword", TicketWriteRejected, "no keyword named"),
     ("illegal_change", TicketWriteRejected, "only the assignee"),
     ("illegal_date", TicketWriteRejected, "not a legal date"),
     ("login_required", BackendAuthError, "You must log in"),
@@ -87,7 +87,7 @@ def test_writing_one_bug(rsps: responses.RequestsMock, make_backend: Callable[..
 @pytest.mark.parametrize(("error", "exc"), [
     ("login_required", BackendAuthError),
     ("api_key_not_valid", BackendAuthError),
-    ("no_criteria", BackendError),
+    ("offset_without_limit", BackendError),
 ])
 def test_polling(rsps: responses.RequestsMock, make_backend: Callable[..., Any], error: str,
                  exc: type[Exception]) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
 from tracker_bridge.plugins.bugzilla import BugzillaBackend
 
 from .fake import AGENT, FakeBugzilla
@@ -45,3 +50,76 @@ def test_a_bug_never_changed_has_no_status_event(fake: FakeBugzilla,
     t = backend.fetch_ticket(str(fake.create_bug("x", status="UNCONFIRMED")))
     assert t.status == "UNCONFIRMED" and t.history == ()
     assert t.description == "It is broken."
+
+
+def test_keyword_changes_are_label_events_in_order(fake: FakeBugzilla,
+                                                   backend: BugzillaBackend) -> None:
+    bid = fake.create_bug("x")
+    fake.update(bid, who="nurse@example.org", keywords={"add": ["customer-vip", "regression"]})
+    fake.update(bid, who=AGENT, keywords={"set": ["sla-high", "regression"]})
+    # what Bugzilla answers: removed/added comma-separated
+    assert [c for e in fake._history(bid) for c in e["changes"]] == [
+        {"field_name": "keywords", "removed": "", "added": "customer-vip, regression"},
+        {"field_name": "keywords", "removed": "customer-vip", "added": "sla-high"}]
+    t = backend.fetch_ticket(str(bid))
+    assert [(e.by, e.added, e.removed) for e in t.history if e.kind == "label"] == [
+        ("nurse@example.org", ("customer-vip", "regression"), ()),
+        (AGENT, ("sla-high",), ("customer-vip",))]
+    assert all(e.from_ is None and e.to is None for e in t.history)
+    assert {"kind": "label", "by": AGENT, "added": ["sla-high"],
+            "removed": ["customer-vip"]}.items() <= t.history[-1].to_dict().items()
+
+
+def test_keyword_changes_joined_in_one_second_give_the_net_change(
+        fake: FakeBugzilla, backend: BugzillaBackend) -> None:
+    bid = fake.create_bug("x")
+    fake.update(bid, keywords={"add": ["regression"]})
+    fake.tick = False
+    fake.now += timedelta(seconds=1)
+    fake.update(bid, keywords={"add": ["customer-vip"]})
+    fake.update(bid, keywords={"remove": ["customer-vip", "regression"], "add": ["sla-low"]})
+    joined = fake._history(bid)[-1]["changes"]
+    assert joined == [{"field_name": "keywords", "removed": "customer-vip, regression",
+                       "added": "customer-vip sla-low"}]
+    t = backend.fetch_ticket(str(bid))
+    assert [(e.added, e.removed) for e in t.history if e.kind == "label"] == [
+        (("regression",), ()), (("sla-low",), ("regression",))]
+
+
+def test_whiteboard_changes_are_label_events_of_its_words(
+        fake: FakeBugzilla, make_backend: Callable[..., BugzillaBackend]) -> None:
+    backend = make_backend(write={"labels": "whiteboard"})
+    bid = fake.create_bug("x")
+    fake.update(bid, whiteboard="[triage] sla-high")
+    fake.update(bid, whiteboard="sla-high  [triage] sla-paused")  # reordered: no change
+    fake.update(bid, whiteboard="[triage]")
+    t = backend.fetch_ticket(str(bid))
+    assert [(e.added, e.removed) for e in t.history if e.kind == "label"] == [
+        (("[triage]", "sla-high"), ()), (("sla-paused",), ()),
+        ((), ("sla-high", "sla-paused"))]
+    # keywords are not the labels field here: their changes are no label events
+    fake.update(bid, keywords={"add": ["regression"]})
+    assert len([e for e in backend.fetch_ticket(str(bid)).history if e.kind == "label"]) == 3
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+def test_date_time_history_values_are_read_in_the_server_zone(
+        fake: FakeBugzilla, make_backend: Callable[..., BugzillaBackend], zone: str) -> None:
+    """A real 5.2 gives a Date/Time field as ``...Z`` on the bug but as zone-less database
+    text (the server's local time) in history: both read as the same instant."""
+    fake.server_zone = zone
+    backend = make_backend(fields={"priority": "priority", "due": "cf_sla_resolution_due"},
+                           options={"server_timezone": zone})
+    bid = fake.create_bug("x")
+    fake.update(bid, cf_sla_resolution_due="2026-03-02 10:00:00")
+    fake.update(bid, cf_sla_resolution_due="")
+    local = [c for e in fake._history(bid) for c in e["changes"]]
+    assert local == [
+        {"field_name": "cf_sla_resolution_due", "removed": "", "added": "2026-03-02 10:00:00"},
+        {"field_name": "cf_sla_resolution_due", "removed": "2026-03-02 10:00:00", "added": ""}]
+    fake.update(bid, cf_sla_resolution_due="2026-03-02 10:00:00")
+    t = backend.fetch_ticket(str(bid))
+    instant = "2026-03-02T10:00:00Z" if zone == "UTC" else "2026-03-02T09:00:00Z"
+    assert t.fields["due"] == instant  # the bug's own value
+    assert [(e.from_, e.to) for e in t.history if e.field == "due"] == [
+        (None, instant), (instant, None), (None, instant)]

@@ -222,5 +222,5 @@ def test_an_unknown_keyword_is_a_rejected_write(fake: FakeBugzilla, backend: Bug
                                                 ) -> None:
     """Bugzilla answers an unknown keyword with code 51 and HTTP 404: not a missing bug."""
     bid = fake.create_bug("x")
-    with pytest.raises(TicketWriteRejected, match="no Keyword with the name 'sla-nope'"):
+    with pytest.raises(TicketWriteRejected, match="no keyword named 'sla-nope'"):
         backend.apply(Diff(str(bid), add_labels=frozenset({"sla-nope"})))

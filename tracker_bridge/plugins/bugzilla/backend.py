@@ -72,7 +72,8 @@ class BugzillaOptions(HttpOptions):
                            "be in the insider group)")
     server_timezone: str = Field(
         "UTC", description="the zone Bugzilla's server runs in: a date/time custom field is "
-                           "written as local 'YYYY-MM-DD HH:MM:SS' text in that zone")
+                           "written as local 'YYYY-MM-DD HH:MM:SS' text in that zone, and "
+                           "its zone-less values in history are read in it")
 
     @field_validator("server_timezone")
     @classmethod
@@ -338,7 +339,8 @@ class BugzillaBackend(Backend):
                              labels=t.write.labels if t.write.labels in m.LABEL_TARGETS
                              else None,
                              write_zone=t.write.zone, field_info=info,
-                             project_plans=dict(t.project_plans), plan=t.plan)
+                             project_plans=dict(t.project_plans), plan=t.plan,
+                             server_zone=self._server_zone)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -15,11 +15,17 @@ Paging
     edited during the scan); a page that lies entirely inside one second continues with the
     advanced-search clause ``f1=bug_id&o1=greaterthan&v1=N``.
 
+Dropped connections
+    Stock Bugzilla under mod_perl ends the Apache child after each answer (``Apache2::SizeLimit``)
+    while the answer says ``Keep-Alive``; the next request on that pooled connection is reset.
+    The session is mounted with :class:`.._http.KeepAliveSafeAdapter`: a read is sent again on
+    a new connection, a write always goes out on a new connection and is never sent twice.
+
 Errors
     The body ``{"error": true, "code": N, "message": ...}`` decides, not the HTTP status alone:
     codes 300-307 and 410 raise ``BackendAuthError``; on one bug, 100/101 (and 102, "not
     visible to you") raise ``TicketNotFound``, and any other refusal ``TicketWriteRejected``;
-    5xx, 429, timeouts and refused connections raise ``BackendUnavailable``. The API key is
+    5xx, 429, timeouts, refused and reset connections raise ``BackendUnavailable``. The API key is
     sent as the ``api_key`` parameter (Bugzilla 5.0 reads no header; with only the header
     5.2 silently serves an anonymous user) and is scrubbed from every message and from
     urllib3's debug log, which prints request URLs.
@@ -44,7 +50,7 @@ from ...errors import (
     TicketNotFound,
     TicketWriteRejected,
 )
-from .._http import parse_utc, transport_error, utc_literal
+from .._http import parse_utc, survive_dropped_connections, transport_error, utc_literal
 from .._http import retry_after as _retry_after
 
 #: Bugzilla's error codes that mean "who you are" failed (WebService/Constants.pm, 5.0)
@@ -104,7 +110,8 @@ class BugzillaClient:
         self.timeout = timeout
         #: the tracker's configured name, for error messages
         self.tracker = tracker
-        self.session = session or requests.Session()
+        # stock Bugzilla under mod_perl drops the kept-alive connection after every answer
+        self.session = survive_dropped_connections(session or requests.Session())
         self.session.verify = verify
         self.session.headers.update({"Accept": "application/json"})
         _install_log_redaction()

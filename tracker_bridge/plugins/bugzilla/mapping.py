@@ -24,8 +24,10 @@ Mapping (tracker config -> normalized ticket)
                                   the status whiteboard (``write.labels: whiteboard``)
     ``history``                   ``status`` changes -> status events (the first one's
                                   ``removed`` is the initial status), mapped fields -> field
-                                  events, comments after the description -> comment events
-                                  (``is_private`` -> ``public: false``)
+                                  events, changes of the labels field (``keywords``, or the
+                                  words of ``whiteboard``) -> label events, comments after
+                                  the description -> comment events (``is_private`` ->
+                                  ``public: false``)
     ============================  ==========================================================
 
     Bugzilla joins two changes of one field by one user within one second into one history
@@ -103,6 +105,9 @@ class MappingSpec:
     field_info: Mapping[str, FieldInfo] = field(default_factory=dict)  # by API name
     project_plans: Mapping[str, str] = field(default_factory=dict)  # product -> plan
     plan: str | None = None                         # the plan of any other product
+    #: the zone of the server's database text (``options.server_timezone``): a date/time
+    #: field's history values carry no zone
+    server_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
 
 
 def field_info(api_name: str, definition: Mapping[str, Any]) -> FieldInfo:
@@ -154,6 +159,26 @@ def deadline_text(value: Any, info: FieldInfo | None, zone: ZoneInfo) -> str | N
         return parse_utc(text).astimezone(zone).isoformat()
     except ValueError:
         return text
+
+
+def history_datetime(text: str, server_zone: ZoneInfo) -> str:
+    """A date/time field's value in history as the bug itself reads it (UTC, ``Z``).
+
+    ``/rest/bug`` gives a date/time custom field as ``2026-12-02T08:05:43Z``, but its history
+    holds the database text, ``2026-12-02 08:05:43``, in the server's zone with no zone
+    named; it is read in ``server_zone`` (``options.server_timezone``, UTC unless set). A
+    value with a zone of its own keeps it; an empty or unreadable one is left as it is.
+    """
+    raw = text.strip()
+    if not raw:
+        return text
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=server_zone)
+    return utc_literal(dt)
 
 
 def split_merged(removed: str, added: str,
@@ -232,7 +257,11 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
         for ch in entry.get("changes") or ():
             name = ch.get("field_name")
             removed, added = str(ch.get("removed") or ""), str(ch.get("added") or "")
-            if name == "status":
+            if name is not None and name == spec.labels:
+                event = label_event(at, by, removed, added)
+                if event is not None:
+                    events.append(event)
+            elif name == "status":
                 # split by the legal statuses; without their definitions, by words
                 for old, new in split_merged(removed, added, status_values or
                                              _words_of(removed, added)):
@@ -241,6 +270,9 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
                                                    to=new))
             elif name in tracked:
                 info = spec.field_info.get(name)
+                if info is not None and info.type == TYPE_DATETIME:
+                    removed = history_datetime(removed, spec.server_zone)
+                    added = history_datetime(added, spec.server_zone)
                 legal = info.values if info is not None and info.values else None
                 for old, new in split_merged(removed, added, legal):
                     events.append(HistoryEvent(
@@ -261,6 +293,31 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
         labels=labels,
         history=tuple(events),
     )
+
+
+def label_event(at: datetime, by: str | None, removed: str,
+                added: str) -> HistoryEvent | None:
+    """One history change of the labels field as a ``label`` event, or None when it changed
+    no label.
+
+    A keywords change lists the keywords it removed and added, comma-separated
+    (``"sla-high, customer-vip"``); a whiteboard change holds the whole text before and after,
+    whose words are the labels. Keywords hold neither commas nor blanks, so both are split on
+    either; that also splits two changes Bugzilla joined into one (same user, same second:
+    ``"a, b c"``). A label both added and removed in such a joined change was added and taken
+    off again (or the reverse): it changed nothing and is left out.
+    """
+    before = list(dict.fromkeys(_LABEL_SPLIT.split(removed.strip()))) if removed.strip() else []
+    after = list(dict.fromkeys(_LABEL_SPLIT.split(added.strip()))) if added.strip() else []
+    gone = tuple(x for x in before if x and x not in after)
+    came = tuple(x for x in after if x and x not in before)
+    if not gone and not came:
+        return None
+    return HistoryEvent(at=at, kind="label", by=by, added=came, removed=gone)
+
+
+#: what separates labels in a keywords or whiteboard history value
+_LABEL_SPLIT = compile_safe(r"[,\s]+")
 
 
 def _words_of(*texts: str) -> list[str]:
