@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from .backend import DEADLINE_FIELDS, Diff, posted_note_keys, same_deadline
 from .core import engine
-from .core.ticket import Ticket
+from .core.ticket import HistoryEvent, Ticket
 from .core.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class TicketRecord:
     ticket_updated: datetime | None
     breached: frozenset[str] = frozenset()
     adopted: bool = False
+    label_seen: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,14 @@ class Plan:
     adopted: bool
     #: the metrics breached now that were not at the last evaluation
     newly_breached: frozenset[str] = field(default=frozenset())
+    #: see :func:`with_label_history`
+    label_seen: Mapping[str, datetime] = field(default_factory=dict)
 
     def record(self, policy: Policy, diff: Diff | None = None) -> TicketRecord:
         """The store's record once ``diff`` (default: this plan's) is on the ticket."""
-        return record_for(self.ticket, self.verdict, self.diff if diff is None else diff,
-                          policy, self.status_group, adopted=self.adopted)
+        rec = record_for(self.ticket, self.verdict, self.diff if diff is None else diff,
+                         policy, self.status_group, adopted=self.adopted)
+        return replace(rec, label_seen=self.label_seen) if self.label_seen else rec
 
 
 def format_deadline(due: datetime | None, zone: ZoneInfo) -> str | None:
@@ -178,6 +182,43 @@ def is_history(ticket: Ticket, verdict: Verdict, status_group: str,
     return adopt_closed and first_sync is not None and since <= first_sync
 
 
+def read_labels(policy: Policy) -> tuple[str, ...]:
+    """The labels whose adding instant the policy reads (the escalation request's)."""
+    esc = policy.escalation
+    return (esc.requested_label,) if esc is not None and esc.requested_label else ()
+
+
+def with_label_history(ticket: Ticket, policy: Policy, stored: TicketState | None,
+                       now: datetime) -> tuple[Ticket, dict[str, datetime]]:
+    """The ticket with a label event for each label the policy reads that it carries but whose
+    adding its history does not show (a tracker that cannot tell): the event is dated at the
+    first cycle that saw the label (``stored.label_seen``, else ``now``).
+
+    Returns the ticket and the ``label_seen`` to record (empty when the history told all).
+    """
+    seen: dict[str, datetime] = {}
+    events = list(ticket.history)
+    for label in read_labels(policy):
+        if label not in ticket.labels:
+            continue
+        told = False
+        for ev in ticket.history:
+            if ev.kind == "label" and ev.at <= now:
+                if label in ev.added:
+                    told = True
+                elif label in ev.removed:
+                    told = False
+        if told:
+            continue
+        at = stored.label_seen.get(label, now) if stored is not None else now
+        seen[label] = at
+        events.append(HistoryEvent(at=max(at, ticket.created), kind="label", added=(label,)))
+    if not seen:
+        return ticket, seen
+    events.sort(key=lambda e: e.at)  # stable: the tracker's order kept within one instant
+    return replace(ticket, history=tuple(events)), seen
+
+
 def plan(policy: Policy, tracker: TrackerConfig, ticket: Ticket, stored: TicketState | None,
          now: datetime, *, first_sync: datetime | None = None) -> Plan:
     """The pure plan for one ticket (``policy`` with the tracker's status overrides applied).
@@ -188,6 +229,7 @@ def plan(policy: Policy, tracker: TrackerConfig, ticket: Ticket, stored: TicketS
     :raises Exception: whatever the engine raises on a ticket it cannot read (the caller
         records it as that ticket's error)
     """
+    ticket, label_seen = with_label_history(ticket, policy, stored, now)
     verdict = engine.evaluate(policy, ticket, now)
     group = policy.status_group(ticket.status)
     adopted = is_history(ticket, verdict, group, stored, adopt_closed=tracker.adopt_closed,
@@ -205,4 +247,4 @@ def plan(policy: Policy, tracker: TrackerConfig, ticket: Ticket, stored: TicketS
         _ = note.text
     before = stored.breached if stored is not None else frozenset()
     return Plan(ticket=ticket, verdict=verdict, status_group=group, diff=diff, adopted=adopted,
-                newly_breached=breached_metrics(verdict) - before)
+                newly_breached=breached_metrics(verdict) - before, label_seen=label_seen)

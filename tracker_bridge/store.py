@@ -21,7 +21,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from .core.verdict import Verdict
 from .errors import ConfigError, StoreError
 from .masking import mask_secrets
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS tickets (
     -- already resolved/closed when the tracker's first sync found it: read, never written,
     -- until it is reopened (no KB notes or labels on years of history)
     adopted        INTEGER NOT NULL DEFAULT 0,
+    -- {label: first cycle that saw it} for labels the policy reads (the escalation request)
+    -- that the ticket carries with no history event adding them
+    label_seen     TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (tracker, key)
 );
 CREATE INDEX IF NOT EXISTS tickets_next_change ON tickets (next_change);
@@ -159,6 +162,9 @@ class TicketState:
     breached: frozenset[str] = frozenset()
     #: closed before the bridge watched it: recorded, never written until reopened
     adopted: bool = False
+    #: labels the policy reads that the ticket carries with no history event adding them:
+    #: the first cycle that saw each (see plan.with_label_history)
+    label_seen: Mapping[str, datetime] = field(default_factory=dict)
 
 
 class Store:
@@ -211,6 +217,9 @@ class Store:
                 if 1 <= version < 3:  # v3: tickets.adopted (history read, never written)
                     self.db.execute("ALTER TABLE tickets ADD COLUMN adopted INTEGER NOT NULL "
                                     "DEFAULT 0")
+                if 1 <= version < 4:  # v4: tickets.label_seen (labels without history)
+                    self.db.execute("ALTER TABLE tickets ADD COLUMN label_seen TEXT NOT NULL "
+                                    "DEFAULT '{}'")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
@@ -305,7 +314,9 @@ class Store:
             note_keys=frozenset(self.note_keys(tracker, key)),
             next_change=from_ts(row["next_change"]), retry=bool(row["retry"]),
             breached=frozenset(json.loads(row["breached"] or "[]")),
-            adopted=bool(row["adopted"]))
+            adopted=bool(row["adopted"]),
+            label_seen={k: datetime.fromisoformat(v)
+                        for k, v in json.loads(row["label_seen"] or "{}").items()})
 
     def due_keys(self, tracker: str, now: datetime) -> list[str]:
         """Tickets whose verdict changes by ``now`` without an edit, or whose write failed."""
@@ -344,13 +355,14 @@ class Store:
                       fields: Mapping[str, str | None], next_change: datetime | None,
                       retry: bool, ticket_updated: datetime | None, evaluated_at: datetime,
                       written: bool, breached: Iterable[str] = (),
-                      adopted: bool = False) -> None:
+                      adopted: bool = False,
+                      label_seen: Mapping[str, datetime] | None = None) -> None:
         """Upsert a ticket's state after it was evaluated (and written, if ``written``)."""
         self.db.execute(
             """INSERT INTO tickets (tracker, key, status, status_group, is_open, class, plan,
                    labels, fields, next_change, retry, ticket_updated, evaluated_at, written_at,
-                   breached, adopted)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   breached, adopted, label_seen)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(tracker, key) DO UPDATE SET status=excluded.status,
                    status_group=excluded.status_group, is_open=excluded.is_open,
                    class=excluded.class, plan=excluded.plan, labels=excluded.labels,
@@ -358,12 +370,14 @@ class Store:
                    retry=excluded.retry, ticket_updated=excluded.ticket_updated,
                    evaluated_at=excluded.evaluated_at,
                    written_at=coalesce(excluded.written_at, tickets.written_at),
-                   breached=excluded.breached, adopted=excluded.adopted""",
+                   breached=excluded.breached, adopted=excluded.adopted,
+                   label_seen=excluded.label_seen""",
             (tracker, key, status, status_group, int(is_open), class_, plan,
              json.dumps(sorted(labels)), json.dumps(dict(fields), sort_keys=True),
              ts(next_change), int(retry), ts(ticket_updated), ts(evaluated_at),
              ts(evaluated_at) if written else None, json.dumps(sorted(breached)),
-             int(adopted)))
+             int(adopted),
+             json.dumps({k: ts(v) for k, v in (label_seen or {}).items()}, sort_keys=True)))
 
     def breached_open(self, tracker: str) -> dict[tuple[str, str], int]:
         """Open tickets currently breached, by (class, metric) (for the metrics gauge)."""

@@ -235,7 +235,7 @@ def _record(st: Store, tc: TrackerConfig, p: Plan, rec: TicketRecord, now: datet
         is_open=rec.is_open, class_=rec.class_, plan=rec.plan, labels=rec.labels,
         fields=rec.fields, next_change=rec.next_change, retry=False,
         ticket_updated=rec.ticket_updated, evaluated_at=now, written=written,
-        breached=rec.breached, adopted=rec.adopted)
+        breached=rec.breached, adopted=rec.adopted, label_seen=rec.label_seen)
     st.record_verdict(tc.name, p.ticket.key, p.verdict, status=p.ticket.status,
                       status_group=p.status_group)
 

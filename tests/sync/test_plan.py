@@ -143,3 +143,86 @@ def test_a_kb_note_already_posted_is_not_made_again(make_config, monkeypatch) ->
     assert "kb" not in {n.key for n in p.diff.notes}
     assert p.verdict.to_dict(note_texts=False)["notes"]
     assert made == ["1"]  # not made for the second plan
+
+
+# -- a tracker that cannot tell when the escalation request label was added ----------------
+
+REQUEST_POLICY = """\
+name: request-desk
+timezone: UTC
+statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed]}
+classes:
+  high: {response: 1h, resolution: 8h}
+default_class: high
+plans:
+  standard: {calendar: always}
+default_plan: standard
+labels: {prefix: "sla-"}
+escalation:
+  levels:
+    - {name: owner, after: {response: 100%}}
+    - {name: coo, on_request: true}
+  requested_label: escalation-requested
+  request_response: 2h
+"""
+
+
+def _request_policy(tmp_path: Path):
+    from tracker_bridge.policyfile import load_policy
+
+    path = tmp_path / "request.yaml"
+    path.write_text(REQUEST_POLICY)
+    return load_policy(path)
+
+
+def test_a_request_label_without_history_counts_from_the_first_cycle_that_saw_it(
+        make_config, tmp_path: Path) -> None:
+    from tracker_bridge.plan import with_label_history
+
+    policy = _request_policy(tmp_path)
+    tc = make_config().tracker("desk")
+    asked = ticket(labels=("escalation-requested", "customer-label"))
+    # first sight at 11:30: the request counts from then, and the store is told so
+    p = plan(policy, tc, asked, None, NOW, first_sync=CREATED)
+    assert p.label_seen == {"escalation-requested": NOW}
+    assert p.record(policy).label_seen == {"escalation-requested": NOW}
+    m = p.verdict.metrics["escalation_response"]
+    assert (m.state, m.due) == ("running", NOW + timedelta(hours=2))
+    # a later cycle still counts from the first sight, not from its own now
+    later = NOW + timedelta(hours=3)
+    p2 = plan(policy, tc, asked, state(label_seen={"escalation-requested": NOW}), later,
+              first_sync=CREATED)
+    assert p2.verdict.metrics["escalation_response"].state == "breached"
+    assert p2.label_seen == {"escalation-requested": NOW}
+    # a history that tells when it was added wins, and nothing is remembered
+    told = ticket(labels=("escalation-requested",), history=(HistoryEvent(
+        at=at(10, 30), kind="label", by="customer", added=("escalation-requested",)),))
+    same, seen = with_label_history(told, policy, state(label_seen={"x": NOW}), later)
+    assert same is told and seen == {}
+    # ... unless it shows the label removed since: then the label's own return is unknown
+    readded = ticket(labels=("escalation-requested",), history=(
+        HistoryEvent(at=at(10, 30), kind="label", added=("escalation-requested",)),
+        HistoryEvent(at=at(10, 40), kind="label", removed=("escalation-requested",))))
+    _, seen = with_label_history(readded, policy, None, later)
+    assert seen == {"escalation-requested": later}
+    # without the label there is nothing to remember
+    assert with_label_history(ticket(), policy, None, NOW)[1] == {}
+
+
+def test_the_first_sight_survives_in_the_store(make_config, tmp_path: Path) -> None:
+    from tracker_bridge.store import Store
+
+    policy = _request_policy(tmp_path)
+    tc = make_config().tracker("desk")
+    p = plan(policy, tc, ticket(labels=("escalation-requested",)), None, NOW,
+             first_sync=CREATED)
+    rec = p.record(policy)
+    with Store(tmp_path / "s.sqlite") as st, st.cycle():
+        st.record_ticket("desk", "1", status=rec.status, status_group=rec.status_group,
+                         is_open=rec.is_open, class_=rec.class_, plan=rec.plan,
+                         labels=rec.labels, fields=rec.fields, next_change=rec.next_change,
+                         retry=False, ticket_updated=None, evaluated_at=NOW, written=True,
+                         label_seen=rec.label_seen)
+    with Store(tmp_path / "s.sqlite") as st:
+        stored = st.ticket("desk", "1")
+    assert stored is not None and stored.label_seen == {"escalation-requested": NOW}

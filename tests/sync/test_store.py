@@ -117,14 +117,17 @@ def test_a_busy_store_is_a_clear_error_and_a_dry_run_is_not_blocked(tmp_path: Pa
         other.close()
 
 
-@pytest.mark.parametrize("old", [1, 2])
+@pytest.mark.parametrize("old", [1, 2, 3])
 def test_older_stores_are_migrated_in_place(tmp_path: Path, old: int) -> None:
-    # a store as version `old` wrote it: no `adopted` column (v3), no `breached` (v2) on v1
+    # a store as version `old` wrote it: no `label_seen` column (v4), no `adopted` (v3), no
+    # `breached` (v2) on v1
     path = tmp_path / "s.sqlite"
     with Store(path) as st, st.cycle():
         _record(st, "7", None)
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE tickets DROP COLUMN adopted")
+    db.execute("ALTER TABLE tickets DROP COLUMN label_seen")
+    if old <= 2:
+        db.execute("ALTER TABLE tickets DROP COLUMN adopted")
     if old == 1:
         db.execute("ALTER TABLE tickets DROP COLUMN breached")
     db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(old),))
@@ -134,4 +137,4 @@ def test_older_stores_are_migrated_in_place(tmp_path: Path, old: int) -> None:
         assert st.schema_version == SCHEMA_VERSION
         t = st.ticket("desk", "7")
         assert t is not None and t.labels == {"sla-high"}
-        assert t.adopted is False and t.breached == frozenset()
+        assert t.adopted is False and t.breached == frozenset() and t.label_seen == {}
