@@ -413,7 +413,11 @@ class FakeJira:
 
     def _changelog(self, issue: Mapping[str, Any], q: Mapping[str, str]
                    ) -> tuple[int, dict[str, str], str]:
-        start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "100"))
+        try:
+            start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "100"))
+        except ValueError:
+            return self._json(400, {"errorMessages": ["startAt and maxResults must be "
+                                                      "numbers"], "errors": {}})
         values = [self._history_json(h) for h in issue["changelog"][start:start + size]]
         total = len(issue["changelog"])
         return self._json(200, {"startAt": start, "maxResults": size, "total": total,
@@ -421,7 +425,11 @@ class FakeJira:
 
     def _comments(self, issue: Mapping[str, Any], q: Mapping[str, str]
                   ) -> tuple[int, dict[str, str], str]:
-        start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "100"))
+        try:
+            start, size = int(q.get("startAt", "0")), int(q.get("maxResults", "100"))
+        except ValueError:
+            return self._json(400, {"errorMessages": ["startAt and maxResults must be "
+                                                      "numbers"], "errors": {}})
         expand = (q.get("expand") or "").split(",")
         out = []
         for c in issue["comments"][start:start + size]:
