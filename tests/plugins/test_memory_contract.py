@@ -204,15 +204,25 @@ def test_the_stricter_contract_catches(tmp_path, cls, test_name, reason) -> None
         _run_contract_test(tmp_path, cls, test_name)
 
 
-@pytest.mark.parametrize("test_name", [
-    "test_fetch_from_scratch_returns_every_ticket",
-    "test_incremental_fetch_never_loses_a_change",
-    "test_fetch_ticket_is_normalized",
+class _SlowSettlingCommentBlindBackend(_CommentBlindBackend):
+    """The comment-blind backend with a window longer than any test waits in one go."""
+
+    name = "comment-blind-slow"
+    SETTLE = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("cls", "test_name"), [
+    (_ReversedHistoryBackend, "test_fetch_from_scratch_returns_every_ticket"),
+    (_ReversedHistoryBackend, "test_incremental_fetch_never_loses_a_change"),
+    (_ReversedHistoryBackend, "test_fetch_ticket_is_normalized"),
+    (_SlowSettlingCommentBlindBackend, "test_incremental_fetch_never_loses_a_change"),
+    (_SlowSettlingCommentBlindBackend, "test_fetch_ticket_is_normalized"),
 ])
-def test_the_planted_bugs_hide_from_the_other_fetch_tests(tmp_path, test_name) -> None:
+def test_the_planted_bugs_hide_from_the_other_fetch_tests(tmp_path, cls, test_name) -> None:
     """Why the stricter tests are needed: a newest-first history passes the older checks
-    (their tickets have at most one event)."""
-    _run_contract_test(tmp_path, _ReversedHistoryBackend, test_name)
+    (their tickets have at most one event), and so does a comment-blind backend inside its
+    re-read window (the older incremental test comments right after a fetch)."""
+    _run_contract_test(tmp_path, cls, test_name)
 
 
 def test_the_comment_test_waits_only_as_long_as_the_window(tmp_path) -> None:
