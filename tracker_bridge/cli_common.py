@@ -107,8 +107,11 @@ def print_verdict(verdict: Any, reasons: bool = False) -> None:
     click.echo(f"{v.ticket} at {v.now.isoformat()}")
     click.echo(f"  class    {v.class_}  ({v.class_rule})")
     click.echo(f"  plan     {v.plan}")
-    width = max(10, *(len(name) for name in v.metrics)) if v.metrics else 10
-    for name, m in v.metrics.items():
+    # a clock that has not started (no first response yet for `update`, no request for
+    # `escalation_response`) has nothing to show here; --json lists it
+    shown = {name: m for name, m in v.metrics.items() if m.state != "not_started"}
+    width = max(10, *(len(name) for name in shown)) if shown else 10
+    for name, m in shown.items():
         bits = [f"{m.state:<9}", f"elapsed {format_duration(m.elapsed)}"]
         if m.target is not None:
             bits.append(f"of {format_duration(m.target)}")

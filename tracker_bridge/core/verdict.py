@@ -22,6 +22,10 @@ from .marker import note_marker as note_marker
 STATES = ("running", "at_risk", "paused", "met", "breached", "no_target", "not_started")
 
 
+#: the metrics that start again and again, whose verdict lists ``occurrences``
+RECURRING = ("update", "tier_response", "escalation_response")
+
+
 def seconds(td: timedelta | None) -> int | float | None:
     """A timedelta as seconds for JSON: an int when whole, else a float."""
     if td is None:
@@ -163,7 +167,7 @@ class MetricVerdict:
             "calendar": self.calendar,
             "stopped_at": iso(self.stopped_at),
         }
-        if self.occurrences:
+        if self.occurrences or self.name in RECURRING:
             out["occurrences"] = [o.to_dict() for o in self.occurrences]
         return out
 
