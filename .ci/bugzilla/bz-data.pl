@@ -112,12 +112,13 @@ unless (Bugzilla::Status->new({name => 'NEEDINFO'})) {
   }
 }
 
-# keywords the bridge may write (the labels of examples/policies/care-pathway.yaml, which
-# tests/bugzilla/server.py checks), plus the ones people set in the tests
+# keywords the bridge may write (the labels of examples/policies/care-pathway.yaml), the ones
+# people set in the tests, and any given as arguments (tests/bugzilla/conftest.py adds a
+# policy label the list lacks that way)
 for my $k (qw(sla-critical sla-high sla-medium sla-low sla-at-risk-response sla-breached-response
               sla-at-risk-resolution sla-breached-resolution sla-paused sla-level-incident-owner
               sla-level-support-manager sla-level-support-director escalation-requested
-              patient-safety customer-label customer-vip)) {
+              patient-safety customer-label customer-vip), @ARGV) {
   next if Bugzilla::Keyword->new({name => $k});
   Bugzilla::Keyword->create({name => $k, description => "keyword $k"});
 }
