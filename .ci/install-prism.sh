@@ -3,8 +3,8 @@
 # contract tests (tests/jira/test_prism.py), into a fixed prefix outside the repository.
 #
 # Idempotent: when the wanted major version is already there it does nothing (well under a second).
-# Needs Node.js 18+ with npm and access to the npm registry; root only if PREFIX is not
-# writable. The last line printed is the prism binary's path (tests/jira/prism.py finds
+# Needs Node.js 18+ with npm (installed from Debian's packages if missing, as root) and the
+# npm registry; root only for that and if PREFIX is not writable. The last line printed is the prism binary's path (tests/jira/prism.py finds
 # it there itself, or through TB_PRISM, or on PATH).
 set -euo pipefail
 
@@ -14,8 +14,13 @@ BIN="$PREFIX/node_modules/.bin/prism"
 log() { printf '[install-prism] %s\n' "$*" >&2; }
 
 if ! command -v npm >/dev/null 2>&1; then
-    echo "install-prism.sh: npm is not installed (Debian: apt-get install nodejs npm)" >&2
-    exit 1
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-prism.sh: npm is not installed (as root: apt-get install nodejs npm)" >&2
+        exit 1
+    fi
+    log "installing Debian's nodejs and npm"
+    apt-cache show npm >/dev/null 2>&1 || apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
 fi
 
 start=$(date +%s)
