@@ -71,6 +71,17 @@ setup = JSON.parse(ARGV[1])
 admin = User.find_by_login("admin")
 admin.pref.comments_sorting = "desc"
 admin.pref.save!
+# a second person (a support agent) for the tests where who wrote a comment matters; an admin,
+# so the tests' projects need no memberships; the tests act as them through the admin key
+# with X-Redmine-Switch-User
+unless User.find_by_login("tb-agent")
+  agent = User.new(firstname: "Alex", lastname: "Agent", mail: "tb-agent@example.org")
+  agent.login = "tb-agent"
+  agent.admin = true
+  agent.password = SecureRandom.hex(16)
+  agent.status = User::STATUS_ACTIVE
+  agent.save!
+end
 tracker = Tracker.find_by(name: "Support") || Tracker.first
 out = {}
 setup["bulk"].each do |ident|

@@ -144,6 +144,69 @@ def test_sync_writes_state_once_and_keeps_what_people_change(redmine: RedmineEnv
     assert snapshot(redmine, proj) == snap3
 
 
+def last_journal_at(env: RedmineEnv, iid: int) -> Any:
+    """When the issue's newest journal was written (the admin reads journals newest first)."""
+    journals = env.server.get_issue(iid)["journals"]
+    return parse_utc(max(journals, key=lambda j: int(j["id"]))["created_on"])
+
+
+def stored_metric(state: Path, key: int, metric: str) -> dict[str, Any]:
+    """The last recorded verdict's ``metric`` for issue ``key`` (the state store's row)."""
+    import sqlite3
+
+    db = sqlite3.connect(state)
+    db.row_factory = sqlite3.Row
+    row = db.execute(
+        "SELECT m.* FROM verdicts v JOIN verdict_metrics m ON m.verdict_id = v.id "
+        "WHERE v.key = ? AND m.metric = ? ORDER BY v.id DESC LIMIT 1",
+        (str(key), metric)).fetchone()
+    db.close()
+    assert row is not None, f"no {metric} recorded for issue {key}"
+    return dict(row)
+
+
+def test_a_person_s_escalation_request_starts_escalation_response(redmine: RedmineEnv,
+                                                                  tmp_path: Path) -> None:
+    # care-pathway.yaml: `requested_label: escalation-requested`, `request_response: 1bd`
+    # (handbook 000: the incident owner contacts the customer within one business day)
+    s = redmine.server
+    proj = redmine.project("askesc")
+    issue = s.create_issue(proj, "Appointment reminders not sent",
+                           priority_id=s.ids("issue_priorities")["Normal"])
+    iid = int(issue["id"])
+    config = write_config(redmine, tmp_path, proj)
+    state = tmp_path / "state.sqlite"
+    sync(redmine, config)
+    assert stored_metric(state, iid, "escalation_response")["state"] == "not_started"
+
+    # the customer (the reporter) asks for escalation by adding the label in the web form
+    labels_cf = redmine.fields["SLA labels"]
+    current = snapshot(redmine, proj)[iid]["SLA labels"]
+    s.update_issue(iid, custom_fields=[{"id": labels_cf,
+                                        "value": [*current, "escalation-requested"]}])
+    asked = last_journal_at(redmine, iid)
+    sync(redmine, config)
+    m = stored_metric(state, iid, "escalation_response")
+    assert m["state"] in ("running", "at_risk") and m["stopped_at"] is None
+    assert m["target_s"] == 8.5 * 3600  # one business day of Essentials' office calendar
+    # the due instant is the request's instant plus one business day, never before it
+    assert parse_utc(m["due"]) > asked
+    labels = set(snapshot(redmine, proj)[iid]["SLA labels"])
+    assert "escalation-requested" in labels          # the person's label is kept
+    assert "sla-level-incident-owner" in labels      # the request raised the level by one
+
+    # an agent's public reply answers the request: the metric stops at that journal
+    r = s.session().put(f"{redmine.url}/issues/{iid}.json", timeout=30,
+                        headers={"X-Redmine-Switch-User": "tb-agent"},
+                        json={"issue": {"notes": "I am your incident owner; calling you now."}})
+    assert r.status_code == 204, r.text[:300]
+    answered = last_journal_at(redmine, iid)
+    sync(redmine, config)
+    m = stored_metric(state, iid, "escalation_response")
+    assert m["state"] == "met"
+    assert parse_utc(m["stopped_at"]) == answered
+
+
 def test_sync_processes_150_tickets_in_one_project(redmine: RedmineEnv,
                                                    tmp_path: Path) -> None:
     proj = redmine.sync_project
