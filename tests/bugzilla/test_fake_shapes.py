@@ -127,7 +127,9 @@ def test_writes_read_back_and_history_as_the_real_server_answered(
         changes(real["history"]["bugs"][0]["history"])
 
 
-@pytest.mark.parametrize(("name", "method", "path", "params", "body"), [
+#: (errors.json entry, method, path, query, body): the requests that provoked them on the real
+#: server (test_real_shapes.py asks it again; bug 1 stands for a fresh bug there)
+ERROR_CASES = [
     ("bug_not_found", "GET", "bug/987654321", {}, None),
     ("api_key_not_valid", "GET", "bug/1", {"api_key": "wrong"}, None),
     ("login_required", "PUT", "bug/1", {"api_key": None}, {"ids": [1]}),
@@ -140,7 +142,10 @@ def test_writes_read_back_and_history_as_the_real_server_answered(
      {"cf_sla_response_due": "2026-03-02T17:30:00+00:00"}),
     ("offset_without_limit", "GET", "bug", {"offset": 5}, None),
     ("no_such_resource", "GET", "nonexist", {}, None),
-])
+]
+
+
+@pytest.mark.parametrize(("name", "method", "path", "params", "body"), ERROR_CASES)
 def test_errors_as_the_real_server_answered(real_like: FakeBugzilla, name: str, method: str,
                                             path: str, params: dict[str, Any],
                                             body: Any) -> None:
