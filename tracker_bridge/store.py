@@ -30,7 +30,7 @@ from .core.verdict import Verdict
 from .errors import ConfigError, StoreError
 from .masking import mask_secrets
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS tickets (
     -- {label: first cycle that saw it} for labels the policy reads (the escalation request)
     -- that the ticket carries with no history event adding them
     label_seen     TEXT NOT NULL DEFAULT '{}',
+    -- for reports (v5): when the ticket was created, its web page, its subject (customer
+    -- text: escaped wherever shown) and how often it went from resolved/closed back to open
+    created        TEXT,
+    url            TEXT,
+    subject        TEXT,
+    reopens        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tracker, key)
 );
 CREATE INDEX IF NOT EXISTS tickets_next_change ON tickets (next_change);
@@ -220,6 +226,10 @@ class Store:
                 if 1 <= version < 4:  # v4: tickets.label_seen (labels without history)
                     self.db.execute("ALTER TABLE tickets ADD COLUMN label_seen TEXT NOT NULL "
                                     "DEFAULT '{}'")
+                if 1 <= version < 5:  # v5: what reports show (filled in by the next sync)
+                    for column in ("created TEXT", "url TEXT", "subject TEXT",
+                                   "reopens INTEGER NOT NULL DEFAULT 0"):
+                        self.db.execute(f"ALTER TABLE tickets ADD COLUMN {column}")
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                                 (str(SCHEMA_VERSION),))
             self.db.execute("COMMIT")
@@ -356,13 +366,18 @@ class Store:
                       retry: bool, ticket_updated: datetime | None, evaluated_at: datetime,
                       written: bool, breached: Iterable[str] = (),
                       adopted: bool = False,
-                      label_seen: Mapping[str, datetime] | None = None) -> None:
-        """Upsert a ticket's state after it was evaluated (and written, if ``written``)."""
+                      label_seen: Mapping[str, datetime] | None = None,
+                      created: datetime | None = None, url: str | None = None,
+                      subject: str | None = None, reopens: int = 0) -> None:
+        """Upsert a ticket's state after it was evaluated (and written, if ``written``).
+
+        ``created``, ``url``, ``subject`` and ``reopens`` are for reports only.
+        """
         self.db.execute(
             """INSERT INTO tickets (tracker, key, status, status_group, is_open, class, plan,
                    labels, fields, next_change, retry, ticket_updated, evaluated_at, written_at,
-                   breached, adopted, label_seen)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                   breached, adopted, label_seen, created, url, subject, reopens)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                ON CONFLICT(tracker, key) DO UPDATE SET status=excluded.status,
                    status_group=excluded.status_group, is_open=excluded.is_open,
                    class=excluded.class, plan=excluded.plan, labels=excluded.labels,
@@ -371,13 +386,18 @@ class Store:
                    evaluated_at=excluded.evaluated_at,
                    written_at=coalesce(excluded.written_at, tickets.written_at),
                    breached=excluded.breached, adopted=excluded.adopted,
-                   label_seen=excluded.label_seen""",
+                   label_seen=excluded.label_seen,
+                   created=coalesce(excluded.created, tickets.created),
+                   url=coalesce(excluded.url, tickets.url),
+                   subject=coalesce(excluded.subject, tickets.subject),
+                   reopens=max(excluded.reopens, tickets.reopens)""",
             (tracker, key, status, status_group, int(is_open), class_, plan,
              json.dumps(sorted(labels)), json.dumps(dict(fields), sort_keys=True),
              ts(next_change), int(retry), ts(ticket_updated), ts(evaluated_at),
              ts(evaluated_at) if written else None, json.dumps(sorted(breached)),
              int(adopted),
-             json.dumps({k: ts(v) for k, v in (label_seen or {}).items()}, sort_keys=True)))
+             json.dumps({k: ts(v) for k, v in (label_seen or {}).items()}, sort_keys=True),
+             ts(created), url, subject, int(reopens)))
 
     def breached_open(self, tracker: str) -> dict[tuple[str, str], int]:
         """Open tickets currently breached, by (class, metric) (for the metrics gauge)."""

@@ -228,14 +228,30 @@ def history_mark(st: Store, tracker: str, now: datetime) -> datetime | None:
     return st.first_sync(tracker) or (now if cursor is None else None)
 
 
+def reopen_count(ticket: Ticket, policy: Policy, now: datetime) -> int:
+    """How often the ticket's history (up to ``now``) took it from a resolved or closed
+    status back to an open one (for reports)."""
+    count = 0
+    for ev in ticket.history:
+        if ev.kind != "status" or ev.at > now or ev.to is None:
+            continue
+        if ev.from_ is not None and policy.status_group(ev.from_) in CLOSED_GROUPS \
+                and policy.status_group(ev.to) not in CLOSED_GROUPS:
+            count += 1
+    return count
+
+
 def _record(st: Store, tc: TrackerConfig, p: Plan, rec: TicketRecord, now: datetime,
-            written: bool) -> None:
+            written: bool, policy: Policy) -> None:
+    t = p.ticket
     st.record_ticket(
-        tc.name, p.ticket.key, status=rec.status, status_group=rec.status_group,
+        tc.name, t.key, status=rec.status, status_group=rec.status_group,
         is_open=rec.is_open, class_=rec.class_, plan=rec.plan, labels=rec.labels,
         fields=rec.fields, next_change=rec.next_change, retry=False,
         ticket_updated=rec.ticket_updated, evaluated_at=now, written=written,
-        breached=rec.breached, adopted=rec.adopted, label_seen=rec.label_seen)
+        breached=rec.breached, adopted=rec.adopted, label_seen=rec.label_seen,
+        created=t.created, url=t.url, subject=t.subject or None,
+        reopens=reopen_count(t, policy, now))
     st.record_verdict(tc.name, p.ticket.key, p.verdict, status=p.ticket.status,
                       status_group=p.status_group)
 
@@ -304,7 +320,7 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             # History is read, not rewritten: closed before the bridge first looked at the
             # tracker, it stays untouched until it is reopened.
             tr.adopted += 1
-            _record(st, tc, p, p.record(policy), now, written=False)
+            _record(st, tc, p, p.record(policy), now, written=False, policy=policy)
             continue
 
         # -- apply --------------------------------------------------------------------------
@@ -345,7 +361,7 @@ def _sync_tracker(config: BridgeConfig, tc: TrackerConfig, backend: Backend, st:
             tr.count_diff(diff)
         for name in sorted(p.newly_breached):
             tr.breaches[(p.verdict.class_, name)] += 1
-        _record(st, tc, p, p.record(policy, diff), now, written=written)
+        _record(st, tc, p, p.record(policy, diff), now, written=written, policy=policy)
 
     for key in gone:
         st.forget(tc.name, key)

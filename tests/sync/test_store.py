@@ -117,15 +117,18 @@ def test_a_busy_store_is_a_clear_error_and_a_dry_run_is_not_blocked(tmp_path: Pa
         other.close()
 
 
-@pytest.mark.parametrize("old", [1, 2, 3])
+@pytest.mark.parametrize("old", [1, 2, 3, 4])
 def test_older_stores_are_migrated_in_place(tmp_path: Path, old: int) -> None:
-    # a store as version `old` wrote it: no `label_seen` column (v4), no `adopted` (v3), no
-    # `breached` (v2) on v1
+    # a store as version `old` wrote it: no report columns (v5), no `label_seen` column (v4),
+    # no `adopted` (v3), no `breached` (v2) on v1
     path = tmp_path / "s.sqlite"
     with Store(path) as st, st.cycle():
         _record(st, "7", None)
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE tickets DROP COLUMN label_seen")
+    for column in ("created", "url", "subject", "reopens"):
+        db.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
+    if old <= 3:
+        db.execute("ALTER TABLE tickets DROP COLUMN label_seen")
     if old <= 2:
         db.execute("ALTER TABLE tickets DROP COLUMN adopted")
     if old == 1:
@@ -138,3 +141,6 @@ def test_older_stores_are_migrated_in_place(tmp_path: Path, old: int) -> None:
         t = st.ticket("desk", "7")
         assert t is not None and t.labels == {"sla-high"}
         assert t.adopted is False and t.breached == frozenset() and t.label_seen == {}
+        row = st.db.execute("SELECT created, url, subject, reopens FROM tickets "
+                            "WHERE key='7'").fetchone()
+        assert tuple(row) == (None, None, None, 0)  # unknown until the next sync records it
