@@ -20,8 +20,9 @@ Rules every backend follows (``tracker_bridge.testing.BackendContract`` checks t
 - A fetched ticket shows what the bridge wrote last time, so that the sync layer can diff:
   ``ticket.labels`` holds the values of the labels field (``write.labels`` in the tracker's
   config: the bridge's and everyone else's), and ``ticket.fields["response_due"]`` /
-  ``ticket.fields["resolution_due"]`` hold the current text of the deadline fields named by
-  ``write.response_due`` / ``write.resolution_due`` (``None`` when empty).
+  ``ticket.fields["resolution_due"]`` / ``ticket.fields["state"]`` hold the current text of
+  the fields named by ``write.response_due`` / ``write.resolution_due`` / ``write.state``
+  (``None`` when empty).
 - ``ticket.tracker`` is the tracker's configured ``name``; ``fields["plan"]`` falls back to
   ``TrackerConfig.plan_for(project)`` when the tracker's plan field is empty or unmapped.
 
@@ -55,14 +56,24 @@ if TYPE_CHECKING:
 #: ``Diff.set_fields`` key is always one of them
 DEADLINE_FIELDS: tuple[str, ...] = ("response_due", "resolution_due")
 
+#: the bridge-owned one-line SLA state a person reads in the tracker (``write.state``), e.g.
+#: ``response met · resolution due Tue 15 Dec 17:30 GMT``; plain text, compared as text
+STATE_FIELD = "state"
+
+#: every bridge-owned normalized field: ``Ticket.fields`` carries their current text and a
+#: ``Diff.set_fields`` key is always one of them (``write.<name>`` names where each goes)
+WRITTEN_FIELDS: tuple[str, ...] = (*DEADLINE_FIELDS, STATE_FIELD)
+
 
 def same_deadline(have: str | None, want: str | None) -> bool:
     """Whether a deadline field showing ``have`` already holds ``want`` (ISO 8601 text).
 
     Blank is empty. The same instant written in another offset (a person, or the tracker
     reformatting it, e.g. a date/time field given back in UTC) counts as the same: rewriting
-    it would be a write that changes nothing. Text that is not a timestamp compares as text.
-    The one comparison the sync layer's diff and every backend's write use.
+    it would be a write that changes nothing. Text that is not a timestamp compares as text
+    (surrounding blanks ignored): a deadline written in the human format
+    (``write.deadline_format: human``) and the ``state`` line are the same only when their
+    words are. The one comparison the sync layer's diff and every backend's write use.
     """
     have = (have or "").strip() or None
     want = (want or "").strip() or None
@@ -92,7 +103,8 @@ class Diff:
     """What the sync layer wants changed on one ticket; empty means write nothing.
 
     ``set_fields`` maps a bridge-owned normalized field (``response_due``,
-    ``resolution_due``) to its new text value, ``None`` to clear it.
+    ``resolution_due``, ``state``: :data:`WRITTEN_FIELDS`) to its new text value, ``None`` to
+    clear it.
     """
 
     key: str

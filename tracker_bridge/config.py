@@ -122,7 +122,13 @@ class WriteConfig(_Model):
     resolution_due: str | None = Field(None, description="field receiving the resolution deadline")
     labels: str | None = Field(None, description="multi-value field holding the owned labels")
     notes: str | None = Field(None, description="how notes are posted, e.g. journal")
+    state: str | None = Field(
+        None, description="text field receiving one line of SLA state for people, e.g. "
+        "'response met · resolution due Tue 15 Dec 17:30 GMT'")
     timezone: str = Field("UTC", description="zone the deadline fields are written in")
+    deadline_format: Literal["iso", "human"] = Field(
+        "iso", description="iso: ISO 8601 with offset (for machines); human: "
+        "'Tue 15 Dec 2026 17:30 GMT' in the timezone (for people; needs text fields)")
 
     @field_validator("timezone")
     @classmethod

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from .backend import DEADLINE_FIELDS, Diff, posted_note_keys, same_deadline
+from .backend import (
+    DEADLINE_FIELDS,
+    STATE_FIELD,
+    WRITTEN_FIELDS,
+    Diff,
+    posted_note_keys,
+    same_deadline,
+)
 from .core import engine
 from .core.ticket import HistoryEvent, Ticket
 from .core.verdict import Verdict
@@ -71,11 +78,90 @@ class Plan:
         return replace(rec, label_seen=self.label_seen) if self.label_seen else rec
 
 
-def format_deadline(due: datetime | None, zone: ZoneInfo) -> str | None:
-    """A deadline as the bridge writes it: ISO 8601 to the second, in the tracker's zone."""
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def human_time(due: datetime, zone: ZoneInfo, *, year: bool = True) -> str:
+    """An instant for people, in ``zone``: ``Tue 15 Dec 2026 17:30 GMT`` (``year=False``:
+    ``Tue 15 Dec 17:30 GMT``). English names whatever the machine's locale; the zone's own
+    abbreviation for that instant (``GMT``/``BST``, ``CET``/``CEST``; a zone without one shows
+    its offset, ``+04``). Shown to the minute: seconds are dropped, never rounded up, so the
+    time shown is never later than the deadline."""
+    local = due.astimezone(zone)
+    day = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]}"
+    if year:
+        day += f" {local.year}"
+    return f"{day} {local:%H:%M} {local.tzname()}"
+
+
+def format_deadline(due: datetime | None, zone: ZoneInfo, fmt: str = "iso") -> str | None:
+    """A deadline as the bridge writes it, in the tracker's zone: ISO 8601 to the second
+    (``fmt="iso"``, the default, for machines), or :func:`human_time` (``fmt="human"``)."""
     if due is None:
         return None
+    if fmt == "human":
+        return human_time(due, zone)
     return due.astimezone(zone).replace(microsecond=0).isoformat()
+
+
+def human_remaining(left: timedelta, business_day: timedelta | None = None) -> str:
+    """Working time for people: ``3h 20m``, ``45m``, ``2 bd 3h`` (whole business days first
+    when ``business_day`` is given and shorter than a day, as a calendar's is), ``0m``.
+    Minutes are rounded down; under a minute shows ``<1m``."""
+    total_m = max(int(left.total_seconds()), 0) // 60
+    if total_m == 0:
+        return "<1m" if left > timedelta(0) else "0m"
+    parts = []
+    bd_m = int(business_day.total_seconds()) // 60 if business_day else 0
+    if 0 < bd_m < 24 * 60 and total_m >= bd_m:
+        days, total_m = divmod(total_m, bd_m)
+        parts.append(f"{days} bd")
+    hours, minutes = divmod(total_m, 60)
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes:
+        parts.append(f"{minutes}m")
+    return " ".join(parts)
+
+
+#: the metrics the state line speaks of (those with a deadline field)
+STATE_METRICS = ("response", "resolution")
+
+
+def state_line(verdict: Verdict, policy: Policy, zone: ZoneInfo) -> str | None:
+    """The one line of SLA state a person reads in the tracker (``write.state``), e.g.
+    ``response met · resolution due Tue 15 Dec 17:30 GMT`` or
+    ``response paused, 3h 20m left · resolution paused, 2 bd 3h left``.
+
+    Its words depend only on each metric's state, its due instant (which does not move while
+    its clock runs) and, while paused, the working time left (which does not move while
+    paused). So the line changes only when the verdict does by itself, at instants the
+    verdict's ``next_change`` already names, or on a tracker event, and writing it never
+    adds a write of its own between those: the countdown is the status page's. ``None`` when
+    no metric has a target (nothing to say: the field is cleared).
+    """
+    parts: list[str] = []
+    for name in STATE_METRICS:
+        m = verdict.metrics.get(name)
+        if m is None or m.state in ("no_target", "not_started"):
+            continue
+        due = human_time(m.due, zone, year=False) if m.due is not None else None
+        if m.state == "met":
+            parts.append(f"{name} met")
+        elif m.state == "breached":
+            parts.append(f"{name} breached" + (f", was due {due}" if due and m.stopped_at
+                                                is None else ""))
+        elif m.state == "paused" or due is None:
+            cal = policy.calendars.get(m.calendar)
+            left = human_remaining(m.remaining or timedelta(0),
+                                   cal.business_day if cal is not None else None)
+            parts.append(f"{name} {m.state.replace('_', ' ')}, {left} left")
+        elif m.state == "at_risk":
+            parts.append(f"{name} at risk, due {due}")
+        else:
+            parts.append(f"{name} due {due}")
+    return " · ".join(parts) or None
 
 
 def owned_labels(labels: Iterable[str], policy: Policy) -> set[str]:
@@ -92,8 +178,8 @@ def compute_diff(ticket: Ticket, verdict: Verdict, tracker: TrackerConfig, polic
                  known_note_keys: Iterable[str] = ()) -> Diff:
     """The minimal change that makes the ticket show the verdict (empty: nothing to write).
 
-    Only what ``tracker.write`` names is compared: deadline fields, labels under the policy's
-    prefix, notes. Nothing else on the ticket is ever in a diff.
+    Only what ``tracker.write`` names is compared: deadline fields (in ``write.deadline_format``),
+    the state line (:func:`state_line`), labels under the policy's prefix, notes. Nothing else on the ticket is ever in a diff.
     """
     w = tracker.write
     set_fields: dict[str, str | None] = {}
@@ -101,10 +187,14 @@ def compute_diff(ticket: Ticket, verdict: Verdict, tracker: TrackerConfig, polic
     for name in DEADLINE_FIELDS:
         if getattr(w, name) is None:
             continue
-        want = format_deadline(deadlines.get(name), w.zone)
+        want = format_deadline(deadlines.get(name), w.zone, w.deadline_format)
         have = ticket.fields.get(name)
         if not same_deadline(have, want):
             set_fields[name] = want
+    if w.state is not None:
+        want = state_line(verdict, policy, w.zone)
+        if not same_deadline(ticket.fields.get(STATE_FIELD), want):
+            set_fields[STATE_FIELD] = want
     add: frozenset[str] = frozenset()
     remove: frozenset[str] = frozenset()
     if w.labels is not None:
@@ -135,7 +225,7 @@ def sanitize(diff: Diff, original: Diff, policy: Policy) -> Diff:
     return replace(
         diff,
         set_fields={k: v for k, v in diff.set_fields.items() if k in original.set_fields
-                    or k in DEADLINE_FIELDS},
+                    or k in WRITTEN_FIELDS},
         add_labels=frozenset(owned_labels(diff.add_labels, policy)),
         remove_labels=frozenset(owned_labels(diff.remove_labels, policy)),
     )
@@ -148,6 +238,8 @@ def record_for(ticket: Ticket, verdict: Verdict, diff: Diff, policy: Policy,
     labels = frozenset((owned_labels(ticket.labels, policy) - diff.remove_labels)
                        | diff.add_labels)
     fields = {f: ticket.fields.get(f) for f in DEADLINE_FIELDS}
+    if STATE_FIELD in ticket.fields or STATE_FIELD in diff.set_fields:
+        fields[STATE_FIELD] = ticket.fields.get(STATE_FIELD)
     fields.update(diff.set_fields)
     return TicketRecord(
         status=ticket.status, status_group=status_group,

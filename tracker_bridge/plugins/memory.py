@@ -13,7 +13,8 @@ Config (``backend: memory``)::
                               # after every change), so that separate commands see one tracker
       allowed_labels: [...]   # optional: the label values the labels "field" accepts (check)
 
-The bridge's fields are stored as ``fields["response_due"]``/``fields["resolution_due"]``,
+The bridge's fields are stored as ``fields["response_due"]``/``fields["resolution_due"]``
+(and ``fields["state"]``, the state line),
 its labels in ``labels`` next to everyone else's, its notes as private comments by
 ``tracker-bridge`` ending with ``note_marker(key)``.
 """

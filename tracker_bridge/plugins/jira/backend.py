@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...backend import DEADLINE_FIELDS, Backend, Diff, FetchResult, Problem, note_marker
+from ...backend import WRITTEN_FIELDS, Backend, Diff, FetchResult, Problem, note_marker
 from ...core.ticket import Ticket
 from ...errors import BackendAuthError, BackendError, TicketNotFound, TicketWriteRejected
 from ...hookspecs import hookimpl
@@ -164,7 +164,7 @@ class JiraBackend(Backend):
         write = self.tracker.write
         deadlines: dict[str, tuple[FieldDef, str | None]] = {}
         for norm, value in diff.set_fields.items():
-            target = getattr(write, norm, None) if norm in DEADLINE_FIELDS else None
+            target = getattr(write, norm, None) if norm in WRITTEN_FIELDS else None
             if not target:
                 log.debug("%s: %s is not written to this tracker", self.tracker.name, norm)
                 continue
@@ -229,20 +229,27 @@ class JiraBackend(Backend):
                 problems.append(Problem(f"fields.{norm}", err))
 
         w = t.write
-        for norm in DEADLINE_FIELDS:
+        for norm in WRITTEN_FIELDS:
             target = getattr(w, norm)
             if not target:
                 continue
+            # the state line and a human-format deadline are text; an ISO deadline may also
+            # go to a Date Time Picker
+            text_only = norm == "state" or w.deadline_format == "human"
+            types = ("string",) if text_only else m.DEADLINE_TYPES
             fdef, err = self._resolve(target)
             if err or fdef is None:
                 problems.append(Problem(f"write.{norm}", err or "not found"))
-            elif not fdef.custom or fdef.type not in m.DEADLINE_TYPES \
+            elif not fdef.custom or fdef.type not in types \
                     or fdef.custom_type == m.TEXTAREA_CUSTOM_TYPE:
+                what = ("the state line" if norm == "state" else
+                        "a deadline in the human format" if text_only else "a deadline")
+                use = ("Short text (single line)" if text_only else
+                       "Short text (single line) or Date Time Picker")
                 problems.append(Problem(
                     f"write.{norm}",
-                    f"field {fdef.name!r} ({fdef.custom_type or fdef.type}) cannot hold a "
-                    "deadline: use a custom field of type Short text (single line) or "
-                    "Date Time Picker"))
+                    f"field {fdef.name!r} ({fdef.custom_type or fdef.type}) cannot hold "
+                    f"{what}: use a custom field of type {use}"))
         if w.labels:
             fdef, err = self._resolve(w.labels)
             if err or fdef is None:
@@ -345,7 +352,7 @@ class JiraBackend(Backend):
             if fdef is not None:
                 mapped[norm] = fdef
         deadlines = {norm: self._resolve(getattr(t.write, norm))[0]
-                     for norm in DEADLINE_FIELDS if getattr(t.write, norm, None)}
+                     for norm in WRITTEN_FIELDS if getattr(t.write, norm, None)}
         labels = self._resolve(t.write.labels)[0] if t.write.labels else None
         return m.MappingSpec(tracker=t.name, base_url=self.base_url, mapped=mapped,
                              field_names=tuple(t.fields), deadlines=deadlines, labels=labels,

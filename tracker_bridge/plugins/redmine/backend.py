@@ -38,7 +38,7 @@ import requests
 from pydantic import Field
 from redminelib import Redmine
 
-from ...backend import DEADLINE_FIELDS, Backend, Diff, FetchResult, Problem
+from ...backend import WRITTEN_FIELDS, Backend, Diff, FetchResult, Problem
 from ...core.ticket import Ticket
 from ...errors import BackendAuthError, BackendError, TicketNotFound, TicketWriteRejected
 from ...hookspecs import hookimpl
@@ -226,13 +226,14 @@ class RedmineBackend(Backend):
                     f"{', '.join(sorted(m.BUILTIN_ATTRS))}, or cf:NAME for a custom field)"))
 
         w = t.write
-        for norm in DEADLINE_FIELDS:
+        for norm in WRITTEN_FIELDS:
             target = getattr(w, norm)
             if not target:
                 continue
+            what = "the state line is" if norm == "state" else "deadlines are"
             if not target.startswith(CF_PREFIX):
                 problems.append(Problem(f"write.{norm}",
-                                        f"{target!r}: deadlines are written to a custom field "
+                                        f"{target!r}: {what} written to a custom field "
                                         "(cf:NAME)"))
                 continue
             cf = need_cf(f"write.{norm}", target)
@@ -240,7 +241,7 @@ class RedmineBackend(Backend):
                 problems.append(Problem(
                     f"write.{norm}",
                     f"custom field {cf['name']!r} has format {cf.get('field_format')!r}; "
-                    "deadlines are text, use a Text (string) field"))
+                    f"{what} text, use a Text (string) field"))
         if w.labels:
             if not w.labels.startswith(CF_PREFIX):
                 problems.append(Problem("write.labels", f"{w.labels!r}: labels are "
@@ -301,7 +302,7 @@ class RedmineBackend(Backend):
         t = self.tracker
         return m.MappingSpec(
             tracker=t.name, base_url=self.base_url, fields=dict(t.fields),
-            deadlines={n: getattr(t.write, n) for n in DEADLINE_FIELDS if getattr(t.write, n)},
+            deadlines={n: getattr(t.write, n) for n in WRITTEN_FIELDS if getattr(t.write, n)},
             labels=t.write.labels or None, project_plans=dict(t.project_plans), plan=t.plan)
 
     def _lookups(self, issue: Mapping[str, Any], spec: m.MappingSpec) -> m.Lookups:

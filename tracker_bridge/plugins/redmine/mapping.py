@@ -16,7 +16,7 @@ Mapping (tracker config -> normalized ticket)
     ``fields[x]``                 ``fields: {x: priority}`` a built-in attribute (its name),
                                   ``fields: {x: "cf:Name"}`` a custom field by name
     ``fields["plan"]``            the mapped plan field, else ``project_plans``/``plan``
-    ``fields["response_due"]``..  the current text of the ``write.*`` deadline fields
+    ``fields["response_due"]``..  the current text of the ``write.*`` deadline and state fields
     ``labels``                    every value of the ``write.labels`` multi-value list field
     ``history``                   journals sorted by id: ``status_id`` -> status events,
                                   mapped attributes / custom fields -> field events,
@@ -90,7 +90,7 @@ class MappingSpec:
     base_url: str
     #: normalized field -> ``priority`` (an attribute) or ``cf:Name``
     fields: Mapping[str, str]
-    #: response_due/resolution_due -> ``cf:Name``, for the deadlines written here
+    #: response_due/resolution_due/state -> ``cf:Name``, for the bridge's fields written here
     deadlines: Mapping[str, str] = field(default_factory=dict)
     #: ``write.labels`` (``cf:Name``), or None
     labels: str | None = None
