@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .cli_common import handle_errors, json_option, parse_iso, parse_now, print_verdict
-from .cli_trackers import load_plugin_commands, register_commands
+from .cli_trackers import CONFIG_HELP, load_plugin_commands, register_commands
 from .errors import InputError
 
 
@@ -141,6 +141,96 @@ def evaluate(policy_path: str, ticket_path: str, now: str | None, as_json: bool)
         click.echo(json.dumps(verdict.to_dict(), indent=2))
         return
     print_verdict(verdict)
+
+
+def _day(value: str | None, option: str) -> Any:
+    """A ``--since``/``--until`` day: ``YYYY-MM-DD``, or ``YYYY-MM`` for the month's first."""
+    if value is None:
+        return None
+    from datetime import date
+
+    text = value.strip()
+    try:
+        return date.fromisoformat(text + "-01" if len(text) == 7 else text)
+    except ValueError:
+        raise InputError(f"{option}: {value!r} is not a day (write YYYY-MM-DD or YYYY-MM)") \
+            from None
+
+
+@main.command()
+@click.option("--since", default=None, help="Tickets created on or after this day (UTC), "
+              "YYYY-MM-DD or YYYY-MM.")
+@click.option("--until", default=None, help="Tickets created before this day (UTC).")
+@click.option("--tracker", "only", multiple=True, help="Only this tracker (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json", "html"]),
+              default="text", show_default=True, help="What to print.")
+@click.option("--output", "-o", "output", default=None, type=click.Path(dir_okay=False),
+              help="Write to this file instead of standard output.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help=CONFIG_HELP)
+@json_option
+@handle_errors
+def report(since: str | None, until: str | None, only: tuple[str, ...], fmt: str,
+           output: str | None, config_path: str | None, as_json: bool) -> None:
+    """SLA compliance per month, tracker, class and plan from the state store, against the
+    policy's goal (docs/report.md). --json is --format json."""
+    import sqlite3
+    from pathlib import Path
+
+    from .compliance import aggregate, print_text, read_tickets, to_csv
+    from .config import load_config
+    from .manager import get_plugin_manager
+
+    if as_json:
+        fmt = "json"
+    start, end = _day(since, "--since"), _day(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise InputError(f"--until: {until} is not after --since {since}")
+    cfg = load_config(config_path, pm=get_plugin_manager(), resolve_secrets=False)
+    for name in only:
+        cfg.tracker(name)
+    state = Path(cfg.state)
+    if not state.is_file():
+        raise InputError(f"{cfg.source}: state: no state store at {state} "
+                         "(run `tracker-bridge sync --once` first)")
+    try:
+        # read-only: a report never writes to, or migrates, the daemon's store
+        db = sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            tickets = read_tickets(db)
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        raise InputError(f"{cfg.source}: state: cannot read the state store {state}: {e} "
+                         "(a store from an older tracker-bridge is upgraded by its next "
+                         "sync)") from None
+    doc = aggregate(tickets, goal=float(cfg.policy_obj.goal), since=start, until=end,
+                    trackers=only or None)
+    doc["policy"] = cfg.policy_obj.name
+    if fmt == "json":
+        text = json.dumps(doc, indent=2) + "\n"
+    elif fmt == "csv":
+        text = to_csv(doc)
+    elif fmt == "html":
+        from .report_html import render_html
+
+        text = render_html(doc)
+    elif output is None:
+        print_text(doc)
+        return
+    else:
+        import io
+
+        buf = io.StringIO()
+        print_text(doc, file=buf)
+        text = buf.getvalue()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            Path(output).write_text(text, encoding="utf-8", newline="")
+        except OSError as e:
+            raise InputError(f"--output: cannot write {output}: {e.strerror}") from None
 
 
 register_commands(main)
