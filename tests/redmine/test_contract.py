@@ -31,6 +31,14 @@ class RedminePerson:
         self.env.server.update_issue(key, custom_fields=[
             {"id": self.env.fields["SLA labels"], "value": list(labels)}])
 
+    def change_field(self, key: str) -> str:
+        """Raise the priority (mapped as ``priority`` in the tests' config) to another one."""
+        prio = self.env.server.ids("issue_priorities")
+        now = self.env.server.get_issue(key, journals=False)["priority"]["name"]
+        self.env.server.update_issue(key, priority_id=prio["Urgent" if now != "Urgent"
+                                                          else "Low"])
+        return "priority"
+
 
 @pytest.fixture(scope="module")
 def contract_project(redmine: RedmineEnv) -> str:
