@@ -250,6 +250,8 @@ def _holiday_spec_ok(spec: str) -> bool:
 
 
 class CalendarModel(_Strict):
+    #: the calendar in words, as notes name it ("Premium: 24x7")
+    label: str | None = None
     timezone: str | None = None
     week: dict[str, str]
     holidays: list[str] = []
@@ -257,6 +259,16 @@ class CalendarModel(_Strict):
         default=[], max_length=MAX_CLOSED_DATES
     )
     business_day: str | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _check_label(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip() or len(v) > 200 or any(ch in v for ch in "\r\n"):
+            raise ValueError("a label is one line of at most 200 characters that notes name "
+                             'the calendar by, e.g. "Premium: 24x7"')
+        return v.strip()
 
     @field_validator("week")
     @classmethod
@@ -653,6 +665,7 @@ def _build_calendar(
             closed=cm.closed,
             business_day=None if cm.business_day is None else parse_fixed_duration(cm.business_day),
             holiday_source=default_cache(),
+            label=cm.label,
         )
     except CalendarError as exc:
         loc: tuple[Any, ...] = ("calendars", name)

@@ -190,3 +190,60 @@ def test_the_line_is_rewritten_only_when_the_verdict_changes_by_itself(make_conf
         assert writes == [at(10, 1), at(10, 45), at(11, 1), at(16), at(18, 1)]
     else:  # paused all day: written once
         assert writes == [at(10, 1)]
+
+
+# -- calendars named in words in notes ---------------------------------------------------------
+
+LABELLED = """\
+name: words
+timezone: Europe/London
+statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed]}
+calendars:
+  premium-247:
+    label: "  Premium: 24x7 "
+    week: {mon-sun: "00:00-24:00"}
+  office:
+    week: {mon-fri: "09:00-17:30"}
+classes:
+  high: {response: {target: 1h, calendar: premium-247}, resolution: {target: 8h, calendar: always}}
+  low: {response: 1h, resolution: none}
+default_class: low
+plans:
+  p: {calendar: office}
+default_plan: p
+classify: {field: priority, map: {High: high}}
+"""
+
+
+def _breach_notes(tmp_path, text: str, priority: str) -> dict[str, str]:
+    from tracker_bridge.core import engine
+    from tracker_bridge.policyfile import load_policy
+
+    path = tmp_path / "words.yaml"
+    path.write_text(text)
+    verdict = engine.evaluate(load_policy(path), ticket(priority=priority), at(20))
+    return {n.key: n.text for n in verdict.notes if n.key.startswith("breach:")}
+
+
+def test_notes_name_calendars_in_words(tmp_path) -> None:
+    notes = _breach_notes(tmp_path, LABELLED, "High")
+    assert "1h of working time counted on Premium: 24x7; 10h has elapsed" in \
+        notes["breach:response"]
+    assert "8h of working time counted on 24x7 (every hour of every day); 10h has elapsed" \
+        in notes["breach:resolution"]
+    assert "always" not in notes["breach:resolution"]
+    notes = _breach_notes(tmp_path, LABELLED, "Low")  # 10:00-17:30 on office: 7h30m
+    assert "1h of working time counted on the office calendar; 7h30m has elapsed" in \
+        notes["breach:response"]
+
+
+@pytest.mark.parametrize("label", ['"two\\nlines"', '"   "', "x" * 201])
+def test_a_label_is_one_line(tmp_path, label: str) -> None:
+    from tracker_bridge.errors import ConfigError
+    from tracker_bridge.policyfile import load_policy
+
+    path = tmp_path / "words.yaml"
+    path.write_text(LABELLED.replace('"  Premium: 24x7 "', label))
+    with pytest.raises(ConfigError) as e:
+        load_policy(path)
+    assert "line 6: calendars.premium-247.label: a label is one line" in str(e.value)

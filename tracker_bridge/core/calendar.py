@@ -207,6 +207,10 @@ _UTC_YEAR_STARTS = [
 _MEAN_YEAR_US = 146_097 * _DAY_US // 400
 
 
+#: how notes name the built-in ``always`` calendar when the policy gives it no label
+ALWAYS_WORDS = "24x7 (every hour of every day)"
+
+
 class BusinessCalendar:
     """An SLA calendar. Instants in and out are aware datetimes; durations are timedeltas."""
 
@@ -220,8 +224,14 @@ class BusinessCalendar:
         business_day: timedelta | None = None,
         always: bool = False,
         holiday_source: HolidaySource | None = None,
+        label: str | None = None,
     ) -> None:
         self.name = name
+        #: the calendar in words for people (notes): the policy's ``label`` (e.g.
+        #: ``Premium: 24x7``), else a wording of the built-in ``always`` or ``the NAME
+        #: calendar``
+        self.label: str | None = label
+        self.words: str = label or (ALWAYS_WORDS if always else f"the {name} calendar")
         #: ``(spec, year) -> dates``: :func:`holiday_dates` unless the caller keeps a cache
         self.holiday_source: HolidaySource = holiday_source or holiday_dates
         self.always = always

@@ -582,11 +582,11 @@ def _local(policy: Policy, us: int) -> str:
 
 
 def _breach_text(
-    metric: str, class_: str, plan: str, target_td: timedelta, cal_name: str, elapsed: int
+    metric: str, class_: str, plan: str, target_td: timedelta, cal_words: str, elapsed: int
 ) -> str:
     return (
         f"SLA breach: the {metric} target for a {class_} ticket on the {plan} plan is "
-        f"{format_duration(target_td)} of working time on the {cal_name} calendar; "
+        f"{format_duration(target_td)} of working time counted on {cal_words}; "
         f"{format_duration(_td(elapsed))} has elapsed."
     )
 
@@ -820,7 +820,7 @@ def _report(
     occurrences = []
     breaches = 0
     clock = None
-    for start, end, (cal, cal_name, target_td, target, _warn), tier in spans:
+    for start, end, (cal, _cal_name, target_td, target, _warn), tier in spans:
         ivs, ongoing = _intervals(runs, running_now, created, now_us, start=start, stop=end)
         clock = _Clock(cal, ivs, ongoing)
         breached = target is not None and clock.elapsed > target
@@ -828,7 +828,7 @@ def _report(
             breaches += 1
             notes.append(Note.later(
                 f"breach:{metric}:{breaches}",
-                partial(_recurring_text, c.policy, metric, class_, target_td, cal_name,
+                partial(_recurring_text, c.policy, metric, class_, target_td, cal.words,
                         clock.elapsed, start, tier,
                         c.policy.escalation.requested_label if c.policy.escalation else None),
             ))
@@ -885,11 +885,11 @@ def _report(
 
 
 def _recurring_text(
-    policy: Policy, metric: str, class_: str, target_td: timedelta, cal_name: str,
+    policy: Policy, metric: str, class_: str, target_td: timedelta, cal_words: str,
     elapsed: int, start: int, tier: str | None, requested_label: str | None,
 ) -> str:
     spent = format_duration(_td(elapsed))
-    allowed = f"{format_duration(target_td)} of working time on the {cal_name} calendar"
+    allowed = f"{format_duration(target_td)} of working time counted on {cal_words}"
     since = _local(policy, start)
     if metric == "update":
         return (f"SLA breach: no update on this {class_} ticket for {spent} since {since} "
@@ -1195,7 +1195,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             if state == "breached":
                 notes.append(Note.later(
                     "breach:" + metric,
-                    partial(_breach_text, metric, class_, plan, target_td, cal_name, elapsed),
+                    partial(_breach_text, metric, class_, plan, target_td, cal.words,
+                            elapsed),
                 ))
             steps.append((
                 "metric", metric, state, elapsed, target_td, cal_name, due_us,
