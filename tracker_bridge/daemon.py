@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from .errors import EXIT_OK, StoreError, TrackerBridgeError
 from .observability import Endpoint, Health, Metrics, SecretFilter, serve
@@ -263,6 +264,18 @@ class Daemon:
                     signal.pthread_kill(self._main_thread, signal.SIGTERM)
             threading.Thread(target=watchdog, daemon=True, name="stop-watchdog").start()
 
+    def status_page(self) -> str:
+        """The status page's HTML now (tracker_bridge/statuspage.py), from the store read
+        on a connection of its own and this daemon's health; run in the HTTP thread."""
+        from . import statuspage  # only when someone opens the page
+
+        cfg = self.config  # (a SIGHUP may swap it: one read)
+        policy = cfg.policy_obj
+        return statuspage.page(
+            cfg.state, goal=float(policy.goal), zone=ZoneInfo(policy.timezone),
+            health=self.health.snapshot(),
+            business_days={n: c.business_day for n, c in policy.calendars.items()})
+
     # -- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -272,10 +285,11 @@ class Daemon:
         try:
             self.store = Store(self.config.state)
             if self.metrics_port is not None:
-                self.endpoint = serve(self.metrics_port, self.metrics, self.health)
-                log.info("metrics and health on http://127.0.0.1:%d/metrics and /healthz",
-                         self.endpoint.port, extra={"event": "listening",
-                                                    "port": self.endpoint.port})
+                self.endpoint = serve(self.metrics_port, self.metrics, self.health,
+                                      page=self.status_page)
+                log.info("metrics and health on http://127.0.0.1:%d/metrics and /healthz, "
+                         "the status page on /", self.endpoint.port,
+                         extra={"event": "listening", "port": self.endpoint.port})
             log.info("started: %d trackers (%s), poll interval %s, state %s, pid %d",
                      len(self.schedule), ", ".join(self.schedule),
                      _fmt_td(self.config.poll_interval), self.config.state, os.getpid(),

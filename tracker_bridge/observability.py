@@ -10,7 +10,8 @@ a health endpoint, both served on one loopback port.
   (docs/daemon.md lists them).
 - :class:`Health` says per tracker whether it had a good cycle recently; ``/healthz`` answers
   200 when every tracker did, 503 otherwise, with the details as JSON.
-- :func:`serve` starts ``/metrics`` and ``/healthz`` on ``127.0.0.1:PORT`` in a thread.
+- :func:`serve` starts ``/metrics``, ``/healthz`` and the status page (``/``,
+  tracker_bridge/statuspage.py) on ``127.0.0.1:PORT`` in a thread.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -296,6 +297,15 @@ class Metrics:
 
 # -- the HTTP endpoint --------------------------------------------------------------------------
 
+#: the headers the status page is sent with: no script at all, nothing fetched from elsewhere
+#: (its ticket texts are escaped; this is the second line), never cached
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
@@ -309,13 +319,26 @@ class _Handler(BaseHTTPRequestHandler):
             ok, doc = self.server.health.snapshot()
             self._send(200 if ok else 503, "application/json",
                        json.dumps(doc, indent=1).encode())
+        elif path in ("/", "/status") and self.server.page is not None:
+            try:
+                body = self.server.page().encode()
+            except Exception:  # never the daemon's end: a page that fails says so
+                log.exception("the status page failed")
+                self._send(500, "text/plain; charset=utf-8",
+                           b"the status page failed; see the daemon's log\n")
+                return
+            self._send(200, "text/html; charset=utf-8", body, PAGE_HEADERS)
         else:
-            self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
+            self._send(404, "text/plain; charset=utf-8",
+                       b"not found: try /, /metrics or /healthz\n")
 
-    def _send(self, status: int, ctype: str, body: bytes) -> None:
+    def _send(self, status: int, ctype: str, body: bytes,
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
@@ -326,17 +349,21 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, metrics: Metrics, health: Health) -> None:
+    def __init__(self, port: int, metrics: Metrics, health: Health,
+                 page: Callable[[], str] | None = None) -> None:
         self.metrics = metrics
         self.health = health
+        self.page = page
         super().__init__(("127.0.0.1", port), _Handler)
 
 
 class Endpoint:
-    """``/metrics`` and ``/healthz`` on 127.0.0.1 (never another interface)."""
+    """``/metrics``, ``/healthz`` and the status page (``/``, ``/status``: ``page()``, the
+    HTML of tracker_bridge.statuspage) on 127.0.0.1 (never another interface)."""
 
-    def __init__(self, port: int, metrics: Metrics, health: Health) -> None:
-        self.server = _Server(port, metrics, health)
+    def __init__(self, port: int, metrics: Metrics, health: Health,
+                 page: Callable[[], str] | None = None) -> None:
+        self.server = _Server(port, metrics, health, page)
         self.port: int = int(self.server.server_address[1])
         # a long poll interval: the thread sleeps in select() until a request comes, instead
         # of waking twice a second for nothing (close() does not wait for it)
@@ -352,6 +379,8 @@ class Endpoint:
         self.server.server_close()
 
 
-def serve(port: int, metrics: Metrics, health: Health) -> Endpoint:
-    """Start the endpoint (``port=0``: any free port, see ``.port``)."""
-    return Endpoint(port, metrics, health).start()
+def serve(port: int, metrics: Metrics, health: Health,
+          page: Callable[[], str] | None = None) -> Endpoint:
+    """Start the endpoint (``port=0``: any free port, see ``.port``); ``page`` makes the
+    status page's HTML (none: ``/`` is not found)."""
+    return Endpoint(port, metrics, health, page).start()
