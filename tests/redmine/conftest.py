@@ -56,6 +56,7 @@ def field_specs() -> list[CustomFieldSpec]:
         CustomFieldSpec("Tier", "list", TIERS),
         CustomFieldSpec("SLA response due", "string"),
         CustomFieldSpec("SLA resolution due", "string"),
+        CustomFieldSpec("SLA state", "string"),  # write.state: one line for people
         CustomFieldSpec("SLA labels", "list", labels, multiple=True),
         # for check(): a labels field an admin forgot to make multi-value
         CustomFieldSpec("TB single label", "list", ("sla-critical",)),
