@@ -70,7 +70,7 @@ def test_keyword_changes_are_label_events_in_order(fake: FakeBugzilla,
             "removed": ["customer-vip"]}.items() <= t.history[-1].to_dict().items()
 
 
-def test_keyword_changes_joined_in_one_second_give_the_net_change(
+def test_keyword_changes_joined_in_one_second_are_split_into_their_steps(
         fake: FakeBugzilla, backend: BugzillaBackend) -> None:
     bid = fake.create_bug("x")
     fake.update(bid, keywords={"add": ["regression"]})
@@ -83,7 +83,26 @@ def test_keyword_changes_joined_in_one_second_give_the_net_change(
                        "added": "customer-vip sla-low"}]
     t = backend.fetch_ticket(str(bid))
     assert [(e.added, e.removed) for e in t.history if e.kind == "label"] == [
-        (("regression",), ()), (("sla-low",), ("regression",))]
+        (("regression",), ()), (("customer-vip",), ()),
+        (("sla-low",), ("customer-vip", "regression"))]
+
+
+def test_a_keyword_set_and_taken_off_in_one_second_is_two_events(
+        fake: FakeBugzilla, backend: BugzillaBackend) -> None:
+    """As a real 5.2 answered ``set [customer-label, sla-high]`` then ``set [sla-high]`` by
+    one person in one second: one change, ``added "customer-label, sla-high "`` (a trailing
+    blank: the second step added nothing), ``removed "customer-label"``."""
+    bid = fake.create_bug("x")
+    fake.tick = False
+    fake.now += timedelta(seconds=1)
+    fake.update(bid, keywords={"set": ["customer-label", "sla-high"]})
+    fake.update(bid, keywords={"set": ["sla-high"]})
+    assert fake._history(bid)[-1]["changes"] == [
+        {"field_name": "keywords", "removed": "customer-label",
+         "added": "customer-label, sla-high "}]
+    t = backend.fetch_ticket(str(bid))
+    assert [(e.added, e.removed) for e in t.history if e.kind == "label"] == [
+        (("customer-label", "sla-high"), ()), ((), ("customer-label",))]
 
 
 def test_whiteboard_changes_are_label_events_of_its_words(

@@ -51,6 +51,9 @@ def sync(config: Path, key: str) -> dict[str, Any]:
 def test_sync_scenario_of_the_issue(real_bugzilla: Any, real_product: str,
                                     tmp_path: Path) -> None:
     bz = real_bugzilla
+    # a product of this test's own: the session's product holds the other tests' bugs
+    real_product = f"{real_product}-sync"
+    bz.create_product(real_product)
     calendar = bz.create_bug(real_product, "Calendar unavailable for all users",
                              priority="Normal", cf_support_plan="premium")
     report = bz.create_bug(real_product, "Monthly activity report fails for one user",

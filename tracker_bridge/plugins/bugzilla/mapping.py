@@ -258,9 +258,7 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
             name = ch.get("field_name")
             removed, added = str(ch.get("removed") or ""), str(ch.get("added") or "")
             if name is not None and name == spec.labels:
-                event = label_event(at, by, removed, added)
-                if event is not None:
-                    events.append(event)
+                events.extend(label_events(at, by, removed, added, spec.labels))
             elif name == "status":
                 # split by the legal statuses; without their definitions, by words
                 for old, new in split_merged(removed, added, status_values or
@@ -295,28 +293,58 @@ def map_bug(bug: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
     )
 
 
-def label_event(at: datetime, by: str | None, removed: str,
-                added: str) -> HistoryEvent | None:
-    """One history change of the labels field as a ``label`` event, or None when it changed
-    no label.
+def label_events(at: datetime, by: str | None, removed: str, added: str,
+                 target: str) -> list[HistoryEvent]:
+    """One history change of the labels field as ``label`` events (none when it changed no
+    label).
 
     A keywords change lists the keywords it removed and added, comma-separated
-    (``"sla-high, customer-vip"``); a whiteboard change holds the whole text before and after,
-    whose words are the labels. Keywords hold neither commas nor blanks, so both are split on
-    either; that also splits two changes Bugzilla joined into one (same user, same second:
-    ``"a, b c"``). A label both added and removed in such a joined change was added and taken
-    off again (or the reverse): it changed nothing and is left out.
+    (``"sla-high, customer-vip"``). Bugzilla joins the changes of one field by one user within
+    one second into one, with a blank between the steps (``_join_activity_entries``; a step
+    that is empty is dropped when it comes first): ``set [a, b]`` then ``set [b]`` read
+    ``removed "a", added "a, b "``. Keywords hold neither blanks nor commas, so a blank not
+    after a comma parts two steps, and the steps are given back one event each (``+a +b``,
+    then ``-a``), leading empty steps restored on the shorter side.
+
+    A whiteboard change holds the whole text before and after; its words are the labels, and
+    a joined whiteboard change (whose steps cannot be told apart: the text has blanks of its
+    own) is one event of the net word change.
     """
-    before = list(dict.fromkeys(_LABEL_SPLIT.split(removed.strip()))) if removed.strip() else []
-    after = list(dict.fromkeys(_LABEL_SPLIT.split(added.strip()))) if added.strip() else []
-    gone = tuple(x for x in before if x and x not in after)
-    came = tuple(x for x in after if x and x not in before)
-    if not gone and not came:
-        return None
-    return HistoryEvent(at=at, kind="label", by=by, added=came, removed=gone)
+    if target == "keywords":
+        before, after = _join_steps(removed), _join_steps(added)
+        n = max(len(before), len(after))
+        before = [""] * (n - len(before)) + before
+        after = [""] * (n - len(after)) + after
+        steps = [(_LABEL_SPLIT.split(r.strip()) if r.strip() else [],
+                  _LABEL_SPLIT.split(a.strip()) if a.strip() else [])
+                 for r, a in zip(before, after, strict=True)]
+    else:
+        steps = [(removed.split(), added.split())]
+    events = []
+    for gone_raw, came_raw in steps:
+        gone = tuple(x for x in dict.fromkeys(gone_raw) if x and x not in came_raw)
+        came = tuple(x for x in dict.fromkeys(came_raw) if x and x not in gone_raw)
+        if gone or came:
+            events.append(HistoryEvent(at=at, kind="label", by=by, added=came, removed=gone))
+    return events
 
 
-#: what separates labels in a keywords or whiteboard history value
+def _join_steps(text: str) -> list[str]:
+    """A joined keywords history value split at the blanks that part steps (not after a
+    comma): ``"a, b "`` -> ``["a, b", ""]``."""
+    parts: list[str] = []
+    current: list[str] = []
+    for i, ch in enumerate(text):
+        if ch == " " and (i == 0 or text[i - 1] != ","):
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+#: what separates keywords within one step of a keywords history value
 _LABEL_SPLIT = compile_safe(r"[,\s]+")
 
 
