@@ -18,7 +18,7 @@ from tracker_bridge.plan import CLOSED_GROUPS, plan
 from tracker_bridge.plugins.memory import MemoryTracker
 from tracker_bridge.store import TicketState
 
-from .conftest import CREATED, at, tracker_entry
+from .conftest import CREATED, POLICY, at, tracker_entry
 
 NOW = at(11, 30)
 
@@ -147,17 +147,8 @@ def test_a_kb_note_already_posted_is_not_made_again(make_config, monkeypatch) ->
 
 # -- a tracker that cannot tell when the escalation request label was added ----------------
 
-REQUEST_POLICY = """\
-name: request-desk
-timezone: UTC
-statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed]}
-classes:
-  high: {response: 1h, resolution: 8h}
-default_class: high
-plans:
-  standard: {calendar: always}
-default_plan: standard
-labels: {prefix: "sla-"}
+# the tests' policy, with an escalation request answered within 2h
+REQUEST_POLICY = POLICY + """\
 escalation:
   levels:
     - {name: owner, after: {response: 100%}}
