@@ -323,11 +323,15 @@ def _counts(d: Mapping[str, int]) -> str:
 
 
 def metric_lines(doc: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
-    """The document as one line per row and metric (the CSV's and the text table's lines)."""
+    """The document as one line per row and metric (the CSV's and the text table's lines),
+    leaving out a metric no ticket of the row counted (the JSON keeps it)."""
     for r in doc["rows"]:
         for name in metric_order(r["metrics"]):
             m = r["metrics"][name]
             occ = r["occurrences"].get(name, {})
+            if not (m["met"] or m["breached"] or m["running"]
+                    or any(occ.get(k) for k in ("met", "breached", "running"))):
+                continue  # no ticket counted (no target, clock not started): nothing to show
             yield {
                 "month": r["month"], "tracker": r["tracker"], "class": r["class"],
                 "plan": r["plan"], "tickets": r["tickets"], "metric": name,

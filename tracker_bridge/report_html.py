@@ -145,7 +145,9 @@ h2 { font-size: 1.1rem; margin-top: 1.6rem; }
          flex: 1 1 420px; max-width: 660px; }
 .chart svg { width: 100%; height: auto; max-width: 640px; display: block; }
 table { border-collapse: collapse; font-size: 0.85rem; }
-th, td { padding: 0.2rem 0.6rem; text-align: left; border-bottom: 1px solid #eee; }
+th, td { padding: 0.2rem 0.6rem; text-align: left; border-bottom: 1px solid #eee;
+         white-space: nowrap; }
+td.subject { white-space: normal; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .under { color: #b00020; font-weight: 600; }
 .over { color: #1b7a1b; }
@@ -176,7 +178,7 @@ bridge's state store{% if trackers %} (trackers: {{ trackers|join(", ") }}){% en
 <tbody>
 {% for s in slowest %}<tr>
 <td>{% if s.href %}<a href="{{ s.href }}" rel="noopener noreferrer">{{ s.tracker }}:{{ s.key }}</a>{% else %}{{ s.tracker }}:{{ s.key }}{% endif %}</td>
-<td>{{ s.subject or "" }}</td><td>{{ s.class }}</td><td>{{ s.plan }}</td><td>{{ s.status or "" }}</td>
+<td class="subject">{{ s.subject or "" }}</td><td>{{ s.class }}</td><td>{{ s.plan }}</td><td>{{ s.status or "" }}</td>
 <td class="num">{{ dur(s.resolution.elapsed_s) }}</td><td class="num">{{ dur(s.resolution.target_s) }}</td>
 <td>{{ s.resolution.state }}</td><td>{{ s.response.state or "-" }}</td><td>{{ s.level or "-" }}</td>
 </tr>
