@@ -34,8 +34,11 @@ $(VENV)/bin/pip:
 	fi
 	$(PIP) install -q --upgrade pip
 
-install: $(VENV)/bin/pip
+# the package (editable) with its test and bench extras; again only when pyproject.toml changed
+install: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/pip
 	$(PIP) install -q -e ".[test,bench]"
+	touch "$@"
 
 install-redmine:
 	bash .ci/install-redmine.sh
