@@ -354,7 +354,7 @@ def seed(server: RedmineServer, reset: bool = False, state: Path = STATE) -> lis
 
 # Moves each demo issue's creation `age` seconds into the past and its journals to the given
 # minutes after creation; updated_on follows the last journal. Runs in one rails-runner call.
-_BACKDATE_RB = """
+_BACKDATE_RB = r"""
 require "json"
 # the database is shared with Redmine's web server (and other tools' runner calls): wait for
 # its lock rather than fail at once
