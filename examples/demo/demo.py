@@ -266,10 +266,14 @@ def _runner(server: RedmineServer, script: str, arg: str, tries: int = 3) -> str
     raise AssertionError("unreachable")
 
 
-def setup(server: RedmineServer, reset: bool = False) -> dict[str, Any]:
-    """The one rails-runner call of :data:`_SETUP_RB`; returns what it printed."""
+def setup(server: RedmineServer, reset: bool = False, project: str = PROJECT) -> dict[str, Any]:
+    """The one rails-runner call of :data:`_SETUP_RB`; returns what it printed.
+
+    ``project`` is the demo's identifier unless a test asks for a project of its own.
+    """
+    name = PROJECT_NAME if project == PROJECT else f"{PROJECT_NAME} [{project}]"
     arg = {
-        "tracker": TRACKER, "project": PROJECT, "name": PROJECT_NAME, "version": SEED_VERSION,
+        "tracker": TRACKER, "project": project, "name": name, "version": SEED_VERSION,
         "reset": reset, "query": QUERY, "columns": list(COLUMNS),
         "fields": [s.to_json() for s in field_specs()],
         "people": [{"login": p.login, "firstname": p.firstname, "lastname": p.lastname,
@@ -283,25 +287,26 @@ def setup(server: RedmineServer, reset: bool = False) -> dict[str, Any]:
     raise RuntimeError(f"the demo's Redmine setup printed no result: {out[-500:]!r}")
 
 
-def seed(server: RedmineServer, reset: bool = False, state: Path = STATE) -> list[int]:
+def seed(server: RedmineServer, reset: bool = False, state: Path = STATE,
+         project: str = PROJECT) -> list[int]:
     """Set the demo up and, when its project has no tickets, create them; return their ids."""
-    done = setup(server, reset)
+    done = setup(server, reset, project)
     if done.get("deleted"):
-        print(f"deleted the demo's old project {PROJECT}")
+        print(f"deleted the demo's old project {project}")
     if done.get("created"):
         # a new project's tickets have new ids: the old store's records are about nothing
         for p in state.parent.glob(state.name + "*"):
             p.unlink()
     s = server.session()
     if done["issues"]:
-        print(f"project {PROJECT} already has {done['issues']} tickets (use --reset to start over)")
+        print(f"project {project} already has {done['issues']} tickets (use --reset to start over)")
         r = s.get(f"{server.url}/issues.json", timeout=30,
-                  params={"project_id": PROJECT, "status_id": "*", "limit": 100, "sort": "id"})
+                  params={"project_id": project, "status_id": "*", "limit": 100, "sort": "id"})
         r.raise_for_status()
         return [int(i["id"]) for i in r.json()["issues"]]
     fields = done["fields"]
     url = server.url
-    r = s.get(f"{url}/projects/{PROJECT}/issue_categories.json", timeout=30)
+    r = s.get(f"{url}/projects/{project}/issue_categories.json", timeout=30)
     r.raise_for_status()
     categories = {c["name"]: c["id"] for c in r.json()["issue_categories"]}
     prio = server.ids("issue_priorities")
@@ -317,7 +322,7 @@ def seed(server: RedmineServer, reset: bool = False, state: Path = STATE) -> lis
         for name, value in ((PLAN, case.plan), (IMPACT, case.impact), (URGENCY, case.urgency)):
             if value:
                 cfs.append({"id": fields[name], "value": value})
-        attrs: dict[str, Any] = {"project_id": PROJECT, "subject": case.subject,
+        attrs: dict[str, Any] = {"project_id": project, "subject": case.subject,
                                  "description": case.description,
                                  "tracker_id": done["tracker_id"],
                                  "priority_id": prio[case.priority], "custom_fields": cfs}
@@ -346,8 +351,8 @@ def seed(server: RedmineServer, reset: bool = False, state: Path = STATE) -> lis
         print(f"  #{issue['id']:<5} {case.priority:<7} {case.subject}")
     _runner(server, _BACKDATE_RB, json.dumps({
         "now": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "shifts": shifts,
-        "project": PROJECT, "version": SEED_VERSION}))
-    print(f"created {len(CASES)} tickets in project {PROJECT}, reported by {CUSTOMER.name}, "
+        "project": project, "version": SEED_VERSION}))
+    print(f"created {len(CASES)} tickets in project {project}, reported by {CUSTOMER.name}, "
           f"answered by {AGENT.name}; clocks moved back")
     return ids
 
@@ -382,14 +387,15 @@ puts "ok"
 """
 
 
-def kb_note(url: str, key: str, subject: str = SHOWCASE) -> tuple[int, str | None]:
+def kb_note(url: str, key: str, subject: str = SHOWCASE,
+            project: str = PROJECT) -> tuple[int, str | None]:
     """The showcase ticket's id and the KB-ready note the bridge wrote on it (None: none yet)."""
     import requests
 
     s = requests.Session()
     s.headers["X-Redmine-API-Key"] = key
     r = s.get(f"{url}/issues.json", timeout=30, params={
-        "project_id": PROJECT, "status_id": "*", "limit": 100})
+        "project_id": project, "status_id": "*", "limit": 100})
     r.raise_for_status()
     issue = next(i for i in r.json()["issues"] if i["subject"] == subject)
     r = s.get(f"{url}/issues/{issue['id']}.json", params={"include": "journals"}, timeout=30)
