@@ -39,7 +39,7 @@ from ...errors import (
     TicketWriteRejected,
 )
 from .._http import retry_after as _retry_after
-from .._http import transport_error
+from .._http import survive_dropped_connections, transport_error
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ class JiraClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.cloud = cloud
-        #: the HTTP session; no retrying adapter, so a POST is sent exactly once
-        self.session = requests.Session()
+        #: the HTTP session: a read whose kept-alive connection was dropped goes again on a
+        #: new connection; a write (POST, PUT) is never sent twice
+        self.session = survive_dropped_connections(requests.Session())
         self.session.headers.update({"Accept": "application/json"})
         self.session.verify = verify
         if token is not None:

@@ -40,7 +40,7 @@ from ...errors import (
     TicketNotFound,
     TicketWriteRejected,
 )
-from .._http import parse_utc, transport_error, utc_literal
+from .._http import parse_utc, survive_dropped_connections, transport_error, utc_literal
 from .._http import retry_after as _retry_after
 
 PAGE_LIMIT = 100  # Redmine clamps limit to 100
@@ -96,6 +96,8 @@ class RedmineClient:
         #: the python-redmine client (its ``engine.session`` is a requests.Session)
         self.redmine = Redmine(self.base_url, key=key, engine=_Engine, timeout=timeout,
                                requests={"verify": verify})
+        # a kept-alive connection a proxy or the server dropped: reads go again on a new one
+        survive_dropped_connections(self.redmine.engine.session)
         self._statuses: dict[str, str] | None = None      # id -> name
         self._priorities: dict[str, str] | None = None    # id -> name
         self._trackers: dict[str, str] | None = None      # id -> name
