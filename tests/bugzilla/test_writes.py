@@ -224,3 +224,25 @@ def test_an_unknown_keyword_is_a_rejected_write(fake: FakeBugzilla, backend: Bug
     bid = fake.create_bug("x")
     with pytest.raises(TicketWriteRejected, match="no keyword named 'sla-nope'"):
         backend.apply(Diff(str(bid), add_labels=frozenset({"sla-nope"})))
+
+
+def test_the_state_line_goes_to_a_text_field_and_is_read_back(
+        fake: FakeBugzilla, make_backend: Callable[..., BugzillaBackend]) -> None:
+    # write.state in the Free Text field (the fake's response_due one); deadlines in the human
+    # format need text too, so the Date/Time field is refused for them and the state by check
+    backend = make_backend(write={"response_due": None, "state": "cf_sla_response_due"})
+    bid = fake.create_bug("state line")
+    line = "response met · resolution due Tue 15 Dec 2026 17:30 GMT"
+    backend.apply(Diff(key=str(bid), set_fields={"state": line}))
+    assert fake.bugs[bid]["cf_sla_response_due"] == line
+    assert backend.fetch_ticket(str(bid)).fields["state"] == line
+    puts = len([c for c in fake.calls if c.method == "PUT"])
+    backend.apply(Diff(key=str(bid), set_fields={"state": line}))  # the same words: no write
+    assert len([c for c in fake.calls if c.method == "PUT"]) == puts
+    assert [p.where for p in backend.check([])] == []
+    wrong = make_backend(write={"state": "cf_sla_resolution_due"})
+    (problem,) = [p for p in wrong.check([]) if p.where == "write.state"]
+    assert "state line" in problem.message and "free text" in problem.message
+    human = make_backend(write={"deadline_format": "human"})
+    (problem,) = [p for p in human.check([]) if p.where == "write.resolution_due"]
+    assert "human format" in problem.message

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import requests
 from pydantic import Field, field_validator
 
-from ...backend import DEADLINE_FIELDS, Backend, Diff, FetchResult, Problem, same_deadline
+from ...backend import WRITTEN_FIELDS, Backend, Diff, FetchResult, Problem, same_deadline
 from ...core.ticket import Ticket
 from ...core.zones import iana_zone
 from ...errors import (
@@ -164,7 +164,7 @@ class BugzillaBackend(Backend):
 
         sent_fields: dict[str, tuple[str | None, str]] = {}  # cf -> (wanted text, sent value)
         for norm, value in diff.set_fields.items():
-            target = getattr(write, norm, None) if norm in DEADLINE_FIELDS else None
+            target = getattr(write, norm, None) if norm in WRITTEN_FIELDS else None
             if not target:
                 log.debug("%s: %s is not written to this tracker", self.tracker.name, norm)
                 continue
@@ -242,22 +242,29 @@ class BugzillaBackend(Backend):
                                         "component, version, cf_..., as in /rest/bug)"))
 
         w = t.write
-        for norm in DEADLINE_FIELDS:
+        for norm in WRITTEN_FIELDS:
             target = getattr(w, norm)
             if not target:
                 continue
             info = self._field_info(target)
+            # the state line and a human-format deadline are text; an ISO deadline may also
+            # go to a date/time field
+            text_only = norm == "state" or w.deadline_format == "human"
+            what = ("the state line" if norm == "state" else
+                    "a deadline in the human format" if text_only else "a deadline")
             if not target.startswith("cf_"):
-                problems.append(Problem(f"write.{norm}", f"{target!r}: deadlines are written "
-                                        "to a custom field (cf_...): Bugzilla's own deadline "
-                                        "field holds a date without a time"))
+                problems.append(Problem(f"write.{norm}", f"{target!r}: {what} is written "
+                                        "to a custom field (cf_...)" + (
+                                            "" if norm == "state" else ": Bugzilla's own "
+                                            "deadline field holds a date without a time")))
             elif info is None:
                 problems.append(Problem(f"write.{norm}", f"Bugzilla has no custom field "
                                         f"{target!r}"))
-            elif info.type not in m.DEADLINE_TYPES:
+            elif info.type not in (m.TEXT_TYPES if text_only else m.DEADLINE_TYPES):
                 problems.append(Problem(
-                    f"write.{norm}", f"custom field {target!r} has type {info.type}; deadlines "
-                    "need a free text (1), large text (4) or date/time (5) field"))
+                    f"write.{norm}", f"custom field {target!r} has type {info.type}; {what} "
+                    "needs a free text (1) or large text (4) field" + (
+                        "" if text_only else ", or a date/time (5) one")))
         if w.labels is not None and w.labels not in m.LABEL_TARGETS:
             problems.append(Problem("write.labels", f"{w.labels!r}: Bugzilla labels are "
                                     "'keywords' or 'whiteboard'"))
@@ -297,7 +304,7 @@ class BugzillaBackend(Backend):
     def _include_fields(self) -> str:
         w = self.tracker.write
         return m.include_fields(self.tracker.fields.values(),
-                                (w.response_due, w.resolution_due), w.labels)
+                                (getattr(w, n) for n in WRITTEN_FIELDS), w.labels)
 
     def _search_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"order": "changeddate,bug_id", "limit": self.opts.page_size,
@@ -328,7 +335,7 @@ class BugzillaBackend(Backend):
 
     def _spec(self) -> m.MappingSpec:
         t = self.tracker
-        deadlines = {n: getattr(t.write, n) for n in DEADLINE_FIELDS if getattr(t.write, n)}
+        deadlines = {n: getattr(t.write, n) for n in WRITTEN_FIELDS if getattr(t.write, n)}
         info: dict[str, m.FieldInfo] = {}
         for name in {"status", *t.fields.values(), *deadlines.values()}:
             fi = self._field_info(name)

@@ -77,6 +77,8 @@ BASE_FIELDS = ("id", "last_change_time", "creation_time", "summary", "status", "
 #: ``/rest/field/bug`` types (docs: Bug Fields)
 TYPE_FREETEXT, TYPE_SELECT, TYPE_MULTI, TYPE_TEXTAREA, TYPE_DATETIME, TYPE_DATE = 1, 2, 3, 4, 5, 9
 DEADLINE_TYPES = (TYPE_FREETEXT, TYPE_TEXTAREA, TYPE_DATETIME)
+#: the field types a text the bridge writes (the state line, a human-format deadline) fits
+TEXT_TYPES = (TYPE_FREETEXT, TYPE_TEXTAREA)
 LABEL_TARGETS = ("keywords", "whiteboard")
 #: Bugzilla's placeholder for "no value" in drop-down fields and the target milestone
 NO_VALUE = "---"
@@ -99,7 +101,7 @@ class MappingSpec:
     tracker: str
     base_url: str
     fields: Mapping[str, str]                       # normalized -> API field name
-    deadlines: Mapping[str, str]                    # response_due/resolution_due -> cf name
+    deadlines: Mapping[str, str]                    # response_due/resolution_due/state -> cf
     labels: str | None                              # "keywords" | "whiteboard" | None
     write_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     field_info: Mapping[str, FieldInfo] = field(default_factory=dict)  # by API name
