@@ -312,7 +312,20 @@ def _build(loader: Any, source: str, text: str, max_depth: int, max_nodes: int) 
     def fail(loc: tuple[Any, ...], line: int | None, message: str) -> ConfigError:
         return ConfigError(source, [(_where(loc, line), message)])
 
-    get = loader.get_event
+    stack: list[_Frame] = []
+
+    def get() -> Any:
+        try:
+            return loader.get_event()
+        except yaml.YAMLError as exc:
+            # libyaml 0.2.6 (PyYAML 6.0.4's wheels) has a nesting limit of its own, which its
+            # scanner can meet before this builder sees the 65th level: the same refusal
+            if "nesting depth" not in str(getattr(exc, "problem", None) or exc):
+                raise
+            mark = getattr(exc, "problem_mark", None)
+            raise fail(stack[-1].path if stack else (), None if mark is None else mark.line + 1,
+                       f"nested more than {max_depth} levels deep") from None
+
     get()  # StreamStartEvent
     ev = get()
     lines: Lines = {}
@@ -320,7 +333,6 @@ def _build(loader: Any, source: str, text: str, max_depth: int, max_nodes: int) 
         return None, lines
     # ev is the first DocumentStartEvent
     root: Any = None
-    stack: list[_Frame] = []
     nodes = 0
     while True:
         ev = get()
