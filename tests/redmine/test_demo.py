@@ -76,7 +76,8 @@ def seeded(redmine_server: RedmineServer, demo: ModuleType,
         proc = subprocess.run([*cmd, "sync", "--once", "--config", str(config)],
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        yield {"server": server, "key": key, "project": project, "ids": ids, "sync": proc.stdout}
+        yield {"server": server, "key": key, "project": project, "ids": ids, "sync": proc.stdout,
+               "config": config, "state": tmp / "demo-state.sqlite", "cmd": cmd}
     finally:
         s = server.session()
         s.delete(f"{server.url}/projects/{project}.json", timeout=120)
@@ -156,3 +157,50 @@ def test_project_enables_only_the_demos_tracker_and_fields(seeded: dict[str, Any
     want = [f"cf_{ids[c]}" if c in ids else c for c in demo.COLUMNS]
     assert [c for c in shown if c in want] == want
     assert not [c for c in shown if c.startswith("cf_") and c not in want]
+
+
+def test_report_on_the_demo_store_in_every_format(seeded: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """`tracker-bridge report` on the store the demo's sync left, its numbers cross-checked
+    against the verdicts the store recorded (the latest one of each ticket)."""
+    import json
+    import sqlite3
+
+    def report(*args: str) -> str:
+        proc = subprocess.run([*seeded["cmd"], "report", "--config", str(seeded["config"]),
+                               *args], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    doc = json.loads(report("--format", "json"))
+    assert sum(r["tickets"] for r in doc["rows"]) == len(seeded["ids"])
+    db = sqlite3.connect(seeded["state"])
+    latest = db.execute(
+        "SELECT vm.metric, vm.state, count(*) FROM verdict_metrics vm JOIN verdicts v "
+        "ON v.id = vm.verdict_id WHERE v.id IN (SELECT max(id) FROM verdicts GROUP BY "
+        "tracker, key) AND vm.metric IN ('response', 'resolution') "
+        "GROUP BY vm.metric, vm.state").fetchall()
+    db.close()
+    stored: dict[tuple[str, str], int] = {}
+    for metric, state, n in latest:
+        bucket = state if state in ("met", "breached") else \
+            "running" if state in ("running", "at_risk", "paused") else None
+        if bucket:
+            stored[(metric, bucket)] = stored.get((metric, bucket), 0) + n
+    counted = {(metric, k): 0 for metric in ("response", "resolution")
+               for k in ("met", "breached", "running")}
+    for row in doc["rows"]:
+        for metric in ("response", "resolution"):
+            for k in ("met", "breached", "running"):
+                counted[(metric, k)] += row["metrics"][metric][k]
+    assert {k: v for k, v in counted.items() if v} == stored
+    assert any(v for (_, k), v in counted.items() if k == "met")  # the resolved ticket
+    classes = {r["class"] for r in doc["rows"]}
+    text = report("--format", "text")
+    csv_text = report("--format", "csv")
+    assert all(c in text and c in csv_text for c in classes)
+    assert csv_text.splitlines()[0].startswith("month,")
+    html = tmp_path / "report.html"
+    report("--format", "html", "-o", str(html))
+    page = html.read_text(encoding="utf-8")
+    assert "<svg" in page and "<script" not in page
