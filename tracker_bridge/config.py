@@ -253,13 +253,66 @@ class BridgeConfig(_Model):
     """The whole file. Paths are resolved against the config file's folder."""
 
     policy: Path = Field(description="the policy file")
-    state: Path = Field(Path("tracker-bridge.sqlite"), description="the SQLite state store")
+    state: Path | str = Field(
+        Path("tracker-bridge.sqlite"),
+        description="the state store: a SQLite file (the default), or "
+        "postgresql://user@host:port/db shared by several daemons")
+    state_credentials: SecretRef | None = Field(
+        None, description="the PostgreSQL password: {env: NAME} or {file: PATH}")
     poll_interval: timedelta = Field(timedelta(seconds=60), description="time between polls")
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     trackers: list[TrackerConfig] = Field(default_factory=list)
 
     _source: Path | None = PrivateAttr(None)
     _policy: Any = PrivateAttr(None)
+    _state_secret: SecretStr | None = PrivateAttr(None)
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state(cls, v: Any) -> Path | str:
+        if isinstance(v, str) and re.match(r"(?i)postgres(?:ql)?://", v.strip()):
+            from urllib.parse import urlsplit
+
+            try:
+                parts = urlsplit(v.strip())
+                parts.port  # noqa: B018 (a bad port raises here)
+            except ValueError:
+                raise ValueError("is not a valid postgresql://user@host:port/db URL") from None
+            if parts.password is not None:
+                # never echo v: the part after ':' is the secret
+                raise ValueError("a password in the state URL is not accepted: put it under "
+                                 "state_credentials: {env: NAME} or {file: PATH} "
+                                 "(docs/config.md)")
+            if not parts.hostname or parts.path.strip("/") == "":
+                raise ValueError("a postgresql:// state needs a host and a database: "
+                                 "postgresql://user@host:port/db")
+            return v.strip()
+        if isinstance(v, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", v.strip()):
+            raise ValueError("names no SQLite file and no postgresql:// database")
+        if isinstance(v, str | os.PathLike):
+            return Path(v)
+        return v
+
+    @field_validator("state_credentials", mode="before")
+    @classmethod
+    def _state_not_inline(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, Mapping):
+            raise ValueError(_INLINE_SECRET)  # never echo v
+        return v
+
+    @property
+    def state_is_shared(self) -> bool:
+        """Whether ``state`` is a PostgreSQL database (several daemons, leases)."""
+        return isinstance(self.state, str)
+
+    @property
+    def state_password(self) -> str | None:
+        """The resolved ``state_credentials`` (set by :func:`load_config`)."""
+        return None if self._state_secret is None else self._state_secret.get_secret_value()
+
+    def mask(self, text: str) -> str:
+        """``text`` with the state store's password and credential-shaped parts masked."""
+        return mask_secrets(text, (self.state_password or "",))
 
     @field_validator("poll_interval", mode="before")
     @classmethod
@@ -436,9 +489,19 @@ def parse_config(data: Any, *, source: str = "<string>", base: Path | None = Non
         raise _Problems(source, problems, lines)
     # paths are relative to the config file's folder, not to wherever the command runs
     policy_path = cfg.policy if cfg.policy.is_absolute() else base / cfg.policy
-    state_path = cfg.state if cfg.state.is_absolute() else base / cfg.state
+    state_path = cfg.state if isinstance(cfg.state, str) or cfg.state.is_absolute() \
+        else base / cfg.state
     cfg = cfg.model_copy(update={"policy": policy_path, "state": state_path})
     cfg._source = Path(source) if source != "<string>" else None
+    if cfg.state_credentials is not None:
+        if not cfg.state_is_shared:
+            problems.append(("state_credentials",
+                             "only a postgresql:// state has credentials (state is a file)"))
+        elif resolve_secrets:
+            secret, err = _resolve_secret(cfg.state_credentials, base, "state_credentials")
+            if err:
+                problems.append(("state_credentials", err))
+            cfg._state_secret = secret
 
     registry = _registry(pm)
     for i, t in enumerate(cfg.trackers):
