@@ -67,6 +67,7 @@ from .core.policy import (
     Level,
     Matrix,
     Override,
+    PatientData,
     Plan,
     Policy,
     Target,
@@ -462,6 +463,23 @@ class KbModel(_Strict):
     )
 
 
+def _switch(v: Any) -> Any:
+    """``key: true`` is short for ``key: {}`` (every default), ``key: false`` for no key."""
+    if v is True:
+        return {}
+    if v is False:
+        return None
+    if not isinstance(v, dict):
+        raise ValueError(f"{v!r} is not true, false or a mapping of this rule's keys")
+    return v
+
+
+class PatientDataModel(_Strict):
+    subject: bool = True
+    description: bool = True
+    comments: bool = True
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -481,6 +499,7 @@ class PolicyModel(_Strict):
     labels: LabelsModel = LabelsModel()
     goal: str | float = "90%"
     kb: KbModel = KbModel()
+    patient_data: Annotated[PatientDataModel | None, BeforeValidator(_switch)] = None
 
     @field_validator("warn_at")
     @classmethod
@@ -836,6 +855,8 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         goal=parse_percent(m.goal),
         description=m.description,
         kb_redact=tuple(kb_redact),
+        patient_data=None if (pd := m.patient_data) is None else PatientData(
+            pd.subject, pd.description, pd.comments),
         source=source,
     )
     _check_reach(policy, p)

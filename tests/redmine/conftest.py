@@ -36,6 +36,8 @@ TIERS = ("L1", "L2", "L3", "L4")
 HUMAN_LABELS = ("customer-vip", "escalation-requested", "customer-label")
 #: sla- values the tests write besides the example policy's
 EXTRA_SLA_LABELS = ("sla-test-a", "sla-test-b")
+#: the desk rules' labels (test_desk_rules.py turns the rules on in its own policy)
+DESK_LABELS = ("sla-phi-detected",)
 
 BULK_COUNT = 150
 BULK_SAME_SECOND = 120  # > one page (100) stamped with the same second: forces sub-paging
@@ -48,7 +50,7 @@ def _policy_labels() -> list[str]:
 
 
 def field_specs() -> list[CustomFieldSpec]:
-    labels = (*_policy_labels(), *EXTRA_SLA_LABELS, *HUMAN_LABELS)
+    labels = (*_policy_labels(), *EXTRA_SLA_LABELS, *DESK_LABELS, *HUMAN_LABELS)
     return [
         CustomFieldSpec("Impact", "list", IMPACTS),
         CustomFieldSpec("Urgency", "list", URGENCIES),

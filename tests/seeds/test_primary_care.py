@@ -216,3 +216,34 @@ def test_escalation_chain_in_the_handbooks_order() -> None:
     assert verdict(policy(P), t, "2026-03-04T14:00:00+00:00")["level"] == "team-leader"
     assert verdict(policy(P), t, "2026-03-10T14:59:59+00:00")["level"] == "team-leader"
     assert verdict(policy(P), t, "2026-03-10T15:00:00+00:00")["level"] == "service-manager"
+
+
+# -- "do not include any patient identifiable data" -------------------------------------------
+
+def test_an_update_with_patient_identifiable_data_is_flagged_never_repeated() -> None:
+    # 001: "Customers must NOT attach any documents containing patient identifiable data, or
+    # make updates that include patient identifiable data, to any incident record."
+    t = ticket(
+        "2026-03-02T09:00:00+00:00", fields={"priority": "Normal"},
+        subject="Appointment book will not open",
+        description=("Message on screen: 'Error 1043 - book locked'. Running: appointments. "
+                     "Recent upgrades: none."),
+        history=[
+            {"at": "2026-03-02T09:20:00+00:00", "kind": "comment", "by": "agent",
+             "public": True, "text": "Which user saw it first?"},
+            {"at": "2026-03-02T09:40:00+00:00", "kind": "comment", "by": "customer",
+             "public": True,
+             "text": "It happened while booking Mrs Jane Doe, NHS 943 476 5919."},
+        ],
+    )
+    v = verdict(policy(P), t, "2026-03-02T10:00:00+00:00")
+    assert "sla-phi-detected" in v["labels"]
+    (note,) = [n for n in v["notes"] if n["key"].startswith("phi:")]
+    assert note["key"] == "phi:comment-2" and note["internal"] is True
+    assert "comment 2 (by customer, 2026-03-02 09:40 GMT)" in note["text"]
+    assert "NHS number" in note["text"] and "name" in note["text"]
+    assert "5919" not in note["text"] and "Doe" not in note["text"]
+    # the checklist's own details (a message, what ran, upgrades) are not patient data
+    clean = ticket("2026-03-02T09:00:00+00:00", fields={"priority": "Normal"},
+                   subject=t.subject, description=t.description)
+    assert "sla-phi-detected" not in verdict(policy(P), clean, "2026-03-02T10:00:00+00:00")["labels"]

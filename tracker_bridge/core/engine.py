@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import re2
 
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
+from .desk import PhiChecker, phi_notes, phi_places
 from .durations import Duration, format_duration
 from .kb import kb_note
 from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
@@ -238,6 +239,9 @@ class _Compiled:
         self.levels_memo: dict[tuple[str, str], list[tuple[int, Level, tuple[Any, ...]]]] = {}
         self.tier_memo: dict[tuple[str, str, str], tuple[Any, ...] | None] = {}
         self.trigger_memo: dict[tuple[int, str, str], tuple[Any, ...]] = {}
+        #: the desk rules (core/desk.py): None when the policy leaves them out
+        self.phi = None if policy.patient_data is None else PhiChecker(policy.kb_redact)
+        self.phi_label = policy.label("phi-detected")
 
     # -- lookups from ticket values ----------------------------------------------------------
 
@@ -670,6 +674,11 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             _, tier, spent, limit_d, escalate_to = step
             used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
             out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        elif kind == "phi":
+            _, places, label = step
+            out.append(
+                f"patient data: found in {', '.join(places)} ({label})" if places
+                else "patient data: none found")
         else:  # escalation
             _, triggered, requested, requested_label, floor, n_levels, level = step
             why = f"triggered level {triggered}" if triggered else "no level triggered"
@@ -1314,6 +1323,14 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         steps.append((
             "escalation", triggered, requested, esc.requested_label, floor, n_levels, level,
         ))
+
+    # -- the desk rules ---------------------------------------------------------------------------
+    if c.phi is not None:
+        places = phi_places(policy, c.phi, ticket, ats, now_us, partial(_local, policy))
+        if places:
+            labels.add(c.phi_label)
+            notes.extend(phi_notes(places))
+        steps.append(("phi", tuple(where for _, where, _ in places), c.phi_label))
 
     # -- the KB-ready resolution note ---------------------------------------------------------------
     if stopped_at is not None:

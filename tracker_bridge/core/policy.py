@@ -158,6 +158,16 @@ class Escalation:
 
 
 @dataclass(frozen=True, slots=True)
+class PatientData:
+    """``patient_data``: look for patient-identifiable data in the ticket's own text (the KB
+    redaction's detector, with the policy's ``kb.redact`` patterns) in the parts named."""
+
+    subject: bool = True
+    description: bool = True
+    comments: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
 
@@ -180,6 +190,8 @@ class Policy:
     goal: Fraction = Fraction(9, 10)
     description: str = ""
     kb_redact: tuple[saferegex.Pattern, ...] = ()
+    #: the desk rules (docs/policy.md, "Desk rules"); None: the rule is off
+    patient_data: PatientData | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -318,5 +330,7 @@ class Policy:
             out += [self.label("escalate-to", t) for t in self.tiers.order[1:]]
         if self.escalation is not None:
             out += [self.label("level", lv.name) for lv in self.escalation.levels]
+        if self.patient_data is not None:
+            out.append(self.label("phi-detected"))
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]

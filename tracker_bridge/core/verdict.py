@@ -66,25 +66,31 @@ class Note:
     text is written on first read (a KB note runs redaction over the whole ticket: a sync
     cycle that finds the note posted already never reads it). Either way a note is frozen
     and compares, hashes and prints by ``(key, text)``, like the dataclass it was.
+
+    ``internal``: the note is for support staff only (the patient-data note): a backend posts
+    it private where its tracker can (docs/plugins.md), else as it posts every note.
     """
 
-    __slots__ = ("_make", "_text", "key")
+    __slots__ = ("_make", "_text", "internal", "key")
     __match_args__ = ("key", "text")
     key: str
+    internal: bool
 
-    def __init__(self, key: str, text: str) -> None:
+    def __init__(self, key: str, text: str, internal: bool = False) -> None:
         object.__setattr__(self, "key", key)
         object.__setattr__(self, "_text", text)
         object.__setattr__(self, "_make", None)
+        object.__setattr__(self, "internal", internal)
 
     @classmethod
-    def later(cls, key: str, make: Callable[[], str]) -> Note:
+    def later(cls, key: str, make: Callable[[], str], internal: bool = False) -> Note:
         """A note whose text ``make()`` writes the first time it is read (``make`` must be
         pure: it may run more than once when threads race to read the text)."""
         note = cls.__new__(cls)
         object.__setattr__(note, "key", key)
         object.__setattr__(note, "_text", None)
         object.__setattr__(note, "_make", make)
+        object.__setattr__(note, "internal", internal)
         return note
 
     @property
@@ -97,20 +103,25 @@ class Note:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
             assert isinstance(other, Note)
-            return (self.key, self.text) == (other.key, other.text)
+            return (self.key, self.text, self.internal) == (
+                other.key, other.text, other.internal)
         return NotImplemented
 
     def __hash__(self) -> int:
         return hash((self.key, self.text))
 
     def __repr__(self) -> str:
-        return f"Note(key={self.key!r}, text={self.text!r})"
+        internal = ", internal=True" if self.internal else ""
+        return f"Note(key={self.key!r}, text={self.text!r}{internal})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Note, (self.key, self.text))
+        return (Note, (self.key, self.text, self.internal))
 
-    def to_dict(self) -> dict[str, str]:
-        return {"key": self.key, "text": self.text}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "text": self.text}
+        if self.internal:
+            out["internal"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,166 @@
+"""The desk rules (docs/policy.md, "Desk rules"; docs/semantics.md): each is off unless the
+policy names it, writes labels under the policy's prefix and notes with stable keys.
+
+The tickets are hand-made; identifiers are check-digit-valid test values (NHS 943 476 5919
+is the NHS's own published example)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tracker_bridge.core import desk
+from tracker_bridge.core.engine import evaluate
+from tracker_bridge.core.ticket import Ticket
+from tracker_bridge.errors import ConfigError
+from tracker_bridge.policyfile import load_policy_text
+
+BASE = """
+name: desk
+timezone: UTC
+statuses:
+  new: [New]
+  waiting: [Feedback]
+  resolved: [Resolved]
+  closed: [Closed]
+classes:
+  high:   {response: 1h, resolution: 8h}
+  normal: {response: 4h, resolution: 2d}
+default_class: normal
+"""
+
+NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+NHS = "943 476 5919"
+
+
+def policy(extra: str = "") -> Any:
+    return load_policy_text(BASE + extra, "desk.yaml")
+
+
+def ticket(history: list[dict[str, Any]] | None = None, **kw: Any) -> Ticket:
+    data = {
+        "tracker": "t", "key": "7", "created": "2026-03-02T09:00:00+00:00",
+        "status": kw.pop("status", "New"), "reporter": "alice",
+        "subject": kw.pop("subject", "Report fails"),
+        "description": kw.pop("description", "The weekly report stops at page 3."),
+        "fields": kw.pop("fields", {}), "labels": kw.pop("labels", []),
+        "history": [{"kind": "comment", "public": True, **ev} for ev in (history or [])],
+    }
+    assert not kw
+    return Ticket.from_dict(data)
+
+
+def errors_of(text: str) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as info:
+        load_policy_text(BASE + text, "desk.yaml")
+    return info.value.problems
+
+
+# -- 6: patient data in tickets ------------------------------------------------------------------
+
+
+PHI = "patient_data: true\n"
+
+
+def test_patient_data_is_off_without_the_key() -> None:
+    p = policy()
+    v = evaluate(p, ticket(subject=f"Crash for NHS {NHS}"), NOW)
+    assert "sla-phi-detected" not in v.labels
+    assert not [n for n in v.notes if n.key.startswith("phi:")]
+    assert "sla-phi-detected" not in p.all_labels()
+    assert not any(r.startswith("patient data") for r in v.reasons)
+
+
+def test_each_place_holding_patient_data_gets_one_internal_note_naming_it() -> None:
+    p = policy(PHI)
+    t = ticket(
+        subject=f"Crash for NHS {NHS}",
+        description="The weekly report stops at page 3.",
+        history=[
+            {"at": "2026-03-02T10:00:00+00:00", "by": "bob", "text": "Looking at it."},
+            {"at": "2026-03-02T10:30:00+00:00", "by": "alice",
+             "text": "Patient DOB 12/03/1961 shows the error too."},
+            # private: staff only, not read (but counted, so numbers never shift)
+            {"at": "2026-03-02T10:40:00+00:00", "by": "bob", "public": False,
+             "text": f"NHS {NHS} again"},
+            # the bridge's own note is never read as customer text
+            {"at": "2026-03-02T10:50:00+00:00", "by": "bridge",
+             "text": f"NHS {NHS}\n\n[tracker-bridge:note=x]"},
+        ],
+    )
+    v = evaluate(p, t, NOW)
+    assert "sla-phi-detected" in v.labels
+    phi = {n.key: n for n in v.notes if n.key.startswith("phi:")}
+    assert sorted(phi) == ["phi:comment-2", "phi:subject"]
+    assert all(n.internal for n in phi.values())
+    assert "comment 2 (by alice, 2026-03-02 10:30 UTC)" in phi["phi:comment-2"].text
+    assert "date of birth" in phi["phi:comment-2"].text
+    assert "the subject" in phi["phi:subject"].text and "NHS number" in phi["phi:subject"].text
+    for n in phi.values():  # never the data itself
+        assert "5919" not in n.text and "1961" not in n.text
+        assert n.to_dict()["internal"] is True
+    assert "sla-phi-detected" in p.all_labels()
+    assert any(r.startswith("patient data: found in the subject, comment 2") for r in v.reasons)
+
+
+def test_a_clean_ticket_and_a_cleaned_one_carry_no_label() -> None:
+    p = policy(PHI)
+    v = evaluate(p, ticket(), NOW)
+    assert "sla-phi-detected" not in v.labels
+    assert "patient data: none found" in v.reasons
+    # the data removed (the subject edited): the desired labels drop it again
+    dirty = evaluate(p, ticket(subject=f"NHS {NHS}"), NOW)
+    clean = evaluate(p, ticket(subject="NHS number removed"), NOW)
+    assert "sla-phi-detected" in dirty.labels and "sla-phi-detected" not in clean.labels
+
+
+def test_a_comment_after_now_is_not_read() -> None:
+    p = policy(PHI)
+    t = ticket(history=[{"at": "2026-03-02T13:00:00+00:00", "by": "alice",
+                         "text": f"NHS {NHS}"}])
+    assert "sla-phi-detected" not in evaluate(p, t, NOW).labels
+    assert "sla-phi-detected" in evaluate(p, t, datetime(2026, 3, 2, 14, tzinfo=UTC)).labels
+
+
+def test_parts_can_be_left_out_and_the_policys_own_patterns_count() -> None:
+    p = policy("patient_data: {subject: false}\nkb:\n  redact: ['(?i)ward\\s+\\d+[a-z]']\n")
+    assert "sla-phi-detected" not in evaluate(p, ticket(subject=f"NHS {NHS}"), NOW).labels
+    v = evaluate(p, ticket(description="Seen on Ward 7b this morning"), NOW)
+    (note,) = [n for n in v.notes if n.key == "phi:description"]
+    assert "policy pattern" in note.text and "7b" not in note.text
+
+
+def test_a_text_seen_before_is_not_scanned_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = policy(PHI)
+    calls: list[str] = []
+    real = desk.find_identifiers
+
+    def counting(text: str) -> Any:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(desk, "find_identifiers", counting)
+    t = ticket(subject=f"NHS {NHS}", history=[
+        {"at": "2026-03-02T10:00:00+00:00", "by": "alice", "text": "more detail"}])
+    first = evaluate(p, t, NOW)
+    assert len(calls) == 3  # subject, description, one comment
+    second = evaluate(p, t, NOW)
+    assert len(calls) == 3
+    assert first.labels == second.labels
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("patient_data: {subjct: false}\n", "patient_data.subjct", "unknown key"),
+        ("patient_data: {comments: maybe}\n", "patient_data.comments", "bool"),
+        ("patient_data: 3\n", "patient_data", "not true, false or a mapping"),
+    ],
+)
+def test_patient_data_errors_name_their_path_and_line(text: str, path: str, message: str) -> None:
+    problems = errors_of(text)
+    where, msg = problems[0]
+    assert where.startswith("line 13: ") and where.endswith(path), problems
+    assert message in msg
