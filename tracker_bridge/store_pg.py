@@ -183,8 +183,8 @@ class PostgresStore(BaseStore):
             if self._lease_db is None or self._lease_db.closed:
                 self._lease_db = self._connect()
             try:
-                return self._run(lambda: self._lease_db.execute(self._sql(sql),
-                                                                tuple(args)).fetchall())
+                cur = self._run(self._lease_db.execute, self._sql(sql), tuple(args))
+                return cur.fetchall() if cur.description is not None else []
             except StoreError:
                 self._lease_db.close()
                 raise
