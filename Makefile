@@ -16,7 +16,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(VENV)
 export PYTHON
 
-.PHONY: install install-redmine install-bugzilla install-prism install-chromium install-trac \
+.PHONY: install install-redmine install-bugzilla install-prism install-chromium install-postgresql install-trac \
 	demo test lint bench
 
 # The venv, once. A Debian python3 without its venv module (python3-venv) leaves a half-made
@@ -55,6 +55,9 @@ install-prism:
 # Debian's Chromium for the browser tests (driven by the venv's playwright)
 install-chromium: ; bash .ci/install-chromium.sh
 
+# Debian's PostgreSQL (the tests start a private cluster of their own on a free port)
+install-postgresql: ; bash .ci/install-postgresql.sh
+
 # the Trac example plugin (its own package, with Trac 1.6 from PyPI), for its tests
 install-trac: install
 	$(PIP) install -q -e "examples/trac-plugin[test]"
@@ -63,7 +66,7 @@ install-trac: install
 demo: install
 	bash examples/demo/run-demo.sh
 
-test: install install-redmine install-bugzilla install-prism install-chromium install-trac
+test: install install-redmine install-bugzilla install-prism install-chromium install-postgresql install-trac
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -c "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
 	$(PYTHON) -m pytest -q -p no:cacheprovider
