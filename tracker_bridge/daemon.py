@@ -12,14 +12,17 @@ for that tracker alone, one store transaction, and runs when the first of these 
   left alone for ``auth_retry`` (default 1 h) or until SIGHUP, and shows as failing in
   ``/healthz`` and ``tracker_bridge_tracker_suspended``.
 
-Between cycles the process sleeps in one ``threading.Event.wait`` until the next of those
-instants: no polling loop, no wake-ups while idle.
+Trackers run in parallel: each has a thread of its own (and a store connection of its own),
+which sleeps in one ``threading.Event.wait`` until its next instant: no polling loop, no
+wake-ups while idle. A tracker hanging on a request delays only itself: a cycle records its
+work in one short store transaction at its end (sync.py), so no store lock is held while a
+tracker is slow, and the other trackers' cycles run and commit meanwhile.
 
 Signals: SIGTERM or SIGINT stops it. A cycle in progress finishes the ticket it is writing and
 ends before the next one (its writes are recorded, its cursor stays, the next start redoes the
-rest). If it has not ended within ``stop_timeout`` seconds (a tracker hanging on a request),
-or on a second signal, the cycle is abandoned where it is: its transaction rolls back, which
-is as safe as a crash (see store.py). SIGHUP re-reads the config (new credentials from their
+rest). If the cycles have not ended within ``stop_timeout`` seconds (a tracker hanging on a
+request), or on a second signal, those still running are abandoned where they are: their
+records are never committed, which is as safe as a crash (see store.py). SIGHUP re-reads the config (new credentials from their
 file) and runs every tracker at once, including suspended ones.
 
 One daemon per state store: ``run`` holds an ``fcntl`` lock on ``STATE.lock`` beside the
@@ -174,10 +177,20 @@ class Daemon:
         self.backends: dict[str, Backend] = {}
         self.schedule: dict[str, _Schedule] = {}
         self.endpoint: Endpoint | None = None
+        #: the main thread's store connection (each tracker thread opens its own)
         self.store: Store | None = None
-        self._current: str | None = None
-        #: set when run() has ended (the stop watchdog waits for it)
+        #: which tracker the calling thread is cycling (for the retry callback)
+        self._local = threading.local()
+        #: the tracker threads, and the event that wakes each early (SIGHUP, stop)
+        self._workers: dict[str, threading.Thread] = {}
+        self._wake: dict[str, threading.Event] = {}
+        #: bumped by a reload: a tracker thread then drops its old backend before its cycle
+        self._generation = 0
+        self._backend_gen: dict[str, int] = {}
+        #: set when run() has ended
         self._done = threading.Event()
+        #: set when run() gave up waiting for the cycles in progress: they never commit
+        self._abandon = threading.Event()
         self._setup_trackers()
 
     # -- setup ----------------------------------------------------------------------------------
@@ -199,6 +212,14 @@ class Daemon:
                 del self.schedule[name]
                 with self.health.lock:
                     self.health.trackers.pop(name, None)
+
+    @property
+    def _current(self) -> str | None:
+        """The tracker whose cycle the calling thread runs (None: none)."""
+        return getattr(self._local, "name", None)
+
+    def _running(self) -> list[str]:
+        return [n for n, t in self._workers.items() if t.is_alive()]
 
     def _interruptible(self, wait: Callable[[float], bool]) -> Callable[[float], bool]:
         if wait is not sleep_wait:
@@ -235,34 +256,26 @@ class Daemon:
             threading.Thread(target=self.request_stop, args=(signal.Signals(signum).name,),
                              daemon=True).start()
             return
-        if self._current is not None:
+        if self._running():
             raise Abandon(f"{signal.Signals(signum).name} again")
 
     def _on_hup(self, signum: int, frame: Any) -> None:
         self._reload = True
         threading.Thread(target=self._wakeup.set, daemon=True).start()
 
+    def _wake_all(self) -> None:
+        self._wakeup.set()
+        for ev in list(self._wake.values()):
+            ev.set()
+
     def request_stop(self, why: str = "stop requested") -> None:
-        """Stop: the loop ends after the ticket being written (or abandons the cycle after
-        ``stop_timeout`` seconds)."""
+        """Stop: each tracker's cycle ends after the ticket being written; :meth:`run` waits
+        ``stop_timeout`` seconds for them, then abandons those still running."""
         if self.stop.is_set():
             return
         log.info("%s: stopping", why, extra={"event": "stopping"})
         self.stop.set()
-        self._wakeup.set()
-        if self._current is not None and threading.current_thread().ident != self._main_thread:
-            # a watchdog: if the cycle has not ended in time, interrupt it (a blocked socket
-            # read included) with a second signal to the main thread
-            def watchdog() -> None:
-                if self._done.wait(self.stop_timeout):
-                    return
-                if self._current is not None and self._main_thread is not None:
-                    log.warning("the %s cycle did not stop within %.0f s: abandoning it "
-                                "(it is redone at the next start)", self._current,
-                                self.stop_timeout)
-                    self._signals = max(self._signals, 1)
-                    signal.pthread_kill(self._main_thread, signal.SIGTERM)
-            threading.Thread(target=watchdog, daemon=True, name="stop-watchdog").start()
+        self._wake_all()
 
     def status_page(self) -> str:
         """The status page's HTML now (tracker_bridge/statuspage.py), from the store read
@@ -283,7 +296,7 @@ class Daemon:
         lock = StateLock(self.config.state)
         lock.acquire()
         try:
-            self.store = Store(self.config.state)
+            self.store = Store(self.config.state)  # (creates or migrates it, once)
             if self.metrics_port is not None:
                 self.endpoint = serve(self.metrics_port, self.metrics, self.health,
                                       page=self.status_page)
@@ -296,17 +309,21 @@ class Daemon:
                      extra={"event": "started"})
             try:
                 self._loop()
+                self._join_workers()
             except Abandon as e:
-                log.warning("abandoned the cycle in progress (%s); its transaction was rolled "
-                            "back and it is redone at the next start", e,
-                            extra={"event": "abandoned"})
+                log.warning("abandoned the cycles in progress (%s: %s); their records were "
+                            "not committed and they are redone at the next start", e,
+                            ", ".join(self._running()), extra={"event": "abandoned"})
             log.info("stopped", extra={"event": "stopped"})
             return EXIT_OK
         finally:
+            self._abandon.set()
             self._done.set()
-            for b in self.backends.values():
-                with contextlib.suppress(Exception):
-                    b.close()
+            running = set(self._running())
+            for name, b in list(self.backends.items()):
+                if name not in running:  # (an abandoned cycle may still be using its own)
+                    with contextlib.suppress(Exception):
+                        b.close()
             self.backends.clear()
             if self.store is not None:
                 self.store.close()
@@ -315,29 +332,72 @@ class Daemon:
             lock.release()
 
     def _loop(self) -> None:
+        """The main thread: starts a thread per tracker, reloads on SIGHUP, until stopped."""
         while not self.stop.is_set():
             self._wakeup.clear()
             if self._reload:
                 self._reload = False
                 self._do_reload()
-            for name in list(self.schedule):
-                if self.stop.is_set():
-                    return
-                if self.schedule[name].next_run <= utcnow():
-                    self._cycle(name)
+            self._start_workers()
             if self.stop.is_set():
                 return
-            nxt = min((s.next_run for s in self.schedule.values()), default=None)
-            if nxt is None:
-                delay = MAX_SLEEP
-            else:
-                self.metrics.next_wake.set(nxt.timestamp())
-                delay = (nxt - utcnow()).total_seconds()
-            if delay > 0:
-                self._wakeup.wait(min(delay, MAX_SLEEP))
+            self._wakeup.wait(MAX_SLEEP)
 
-    def _cycle(self, name: str) -> None:
-        assert self.store is not None
+    def _start_workers(self) -> None:
+        for name in list(self.schedule):
+            t = self._workers.get(name)
+            if t is None or not t.is_alive():
+                self._wake[name] = threading.Event()
+                t = threading.Thread(target=self._worker, args=(name,), daemon=True,
+                                     name=f"tracker-{name}")
+                self._workers[name] = t
+                t.start()
+
+    def _join_workers(self) -> None:
+        """Wait up to ``stop_timeout`` s for the tracker threads to end their cycles."""
+        deadline = time.monotonic() + self.stop_timeout
+        for name, t in list(self._workers.items()):
+            t.join(max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log.warning("the %s cycle did not stop within %.0f s: abandoning it (it is "
+                            "redone at the next start)", name, self.stop_timeout,
+                            extra={"tracker": name, "event": "abandoned"})
+
+    def _worker(self, name: str) -> None:
+        """One tracker's thread: sleep until its next instant, cycle, again, until stopped
+        (or the tracker leaves the config)."""
+        store: Store | None = None
+        wake = self._wake[name]
+        try:
+            store = Store(self.config.state)
+            while not self.stop.is_set():
+                sched = self.schedule.get(name)
+                if sched is None:
+                    return  # dropped by a reload
+                wake.clear()
+                delay = (sched.next_run - utcnow()).total_seconds()
+                if delay > 0:
+                    self._set_next_wake()
+                    wake.wait(min(delay, MAX_SLEEP))
+                    continue
+                self._cycle(name, store=store)
+        except Exception:
+            log.exception("%s: the tracker's thread failed; it is started again",
+                          name, extra={"tracker": name, "event": "thread_failed"})
+            self._wakeup.set()  # the main thread starts it again
+        finally:
+            if store is not None:
+                store.close()
+
+    def _set_next_wake(self) -> None:
+        nxt = min((s.next_run for s in list(self.schedule.values())), default=None)
+        if nxt is not None:
+            self.metrics.next_wake.set(nxt.timestamp())
+
+    def _cycle(self, name: str, store: Store | None = None) -> None:
+        """One cycle of one tracker, on ``store`` (default: the main thread's)."""
+        store = store or self.store
+        assert store is not None
         sched = self.schedule[name]
         th = self.health.tracker(name)
         now = utcnow()
@@ -348,11 +408,19 @@ class Daemon:
                       sched.for_change.isoformat(), lag,
                       extra={"tracker": name, "event": "wake", "lag_s": lag})
         t0 = time.monotonic()
-        self._current = name
+        if self._backend_gen.get(name, 0) != self._generation:
+            # reloaded since this tracker's backend was built: new credentials, a new backend
+            self._backend_gen[name] = self._generation
+            old = self.backends.pop(name, None)
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.close()
+        self._local.name = name
         try:
             report: SyncReport | None = run_once(
-                self.config, now=now, pm=self.pm, store=self.store, trackers=[name],
-                backends=self.backends, retry=self.retry, stop=self.stop)
+                self.config, now=now, pm=self.pm, store=store, trackers=[name],
+                backends=self.backends, retry=self.retry, stop=self.stop,
+                abandon=self._abandon)
         except (StoreError, TrackerBridgeError) as e:
             log.error("%s: the cycle could not run: %s", name, e,
                       extra={"tracker": name, "event": "cycle_failed"})
@@ -362,7 +430,7 @@ class Daemon:
                           extra={"tracker": name, "event": "cycle_failed"})
             report = None
         finally:
-            self._current = None
+            self._local.name = None
         elapsed = time.monotonic() - t0
         th.last_attempt = now
         if report is None:
@@ -375,7 +443,7 @@ class Daemon:
         self._log_cycle(tr, elapsed)
         if tr.stopped:
             return
-        self.metrics.set_breached_open(name, self.store.breached_open(name))
+        self.metrics.set_breached_open(name, store.breached_open(name))
         for h in report.hook_errors:
             log.warning("%s: plugin error: %s", name, h, extra={"tracker": name})
         if not tr.aborted:
@@ -480,10 +548,7 @@ class Daemon:
             log.error("reload: the state store cannot change while running (restart "
                       "instead); keeping the running config", extra={"event": "reload_failed"})
             return
-        for b in self.backends.values():
-            with contextlib.suppress(Exception):
-                b.close()
-        self.backends.clear()
+        self._generation += 1  # each tracker's thread replaces its backend before its cycle
         self.config = new
         if self.secret_filter is not None:
             self.secret_filter.add(config_secrets(new))
@@ -497,6 +562,7 @@ class Daemon:
             self.metrics.suspended.labels(name).set(0)
         log.info("reloaded the config: %d trackers, every tracker runs now", len(self.schedule),
                  extra={"event": "reloaded"})
+        self._wake_all()
 
 
 def config_secrets(config: BridgeConfig) -> list[str]:

@@ -22,8 +22,14 @@ re-fetching the ticket and recomputing its diff, so a write whose answer was los
 repeated blindly (its note is found on the ticket by its marker). With a ``stop`` event, a
 tracker's part ends between two tickets once the event is set: what was written is recorded,
 the cursor stays, and the next cycle redoes the rest. A single ticket refused by the tracker (``TicketWriteRejected``) is
-reported and retried next cycle; the rest of that tracker goes on. The whole cycle is one
-store transaction (see store.py for why a crash in the middle is safe).
+reported and retried next cycle; the rest of that tracker goes on. What the cycle learns is
+recorded in one store transaction (see store.py for why a crash in the middle is safe), and
+that transaction is short: while the trackers are read and written, the store is only read
+and the records wait in a :class:`RecordBuffer`; they are written together at the end. So a
+tracker hanging on a request holds no store lock, and the daemon's other trackers (each in a
+thread of its own, with a store connection of its own) record their cycles meanwhile. With a
+``fence`` (a lease of a shared PostgreSQL store) the store checks in that same transaction that
+this daemon still owns the tracker, and records nothing if it does not.
 
 Running it twice in a row writes nothing the second time: the second diff is empty.
 """
@@ -108,7 +114,8 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
              trackers: Iterable[str] | None = None, force: bool = False,
              backends: MutableMapping[str, Backend] | None = None,
              retry: RetryPolicy | None = None,
-             stop: threading.Event | None = None) -> SyncReport:
+             stop: threading.Event | None = None, fence: Any = None,
+             abandon: threading.Event | None = None) -> SyncReport:
     """One sync cycle over every configured tracker (or those named in ``trackers``).
 
     :param config: the loaded config (its policy already loaded)
@@ -122,7 +129,11 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
         daemon (connections are reused); backends built here are closed unless cached
     :param retry: how tracker calls are retried (default: not at all)
     :param stop: once set, each tracker's part ends before its next ticket (the daemon's
-        SIGTERM); its cursor stays where it was
+        SIGTERM, or a lease lost); its cursor stays where it was
+    :param fence: the lease the records are fenced by (``store.cycle(fence=...)``, a shared
+        PostgreSQL store); the store refuses the records when it is stale
+    :param abandon: once set, the cycle's records are not committed at all (a daemon that
+        gave up waiting for this cycle at its stop: as if the process had been killed)
     :return: the cycle's report; ``report.next_change`` tells a daemon when to wake (the
         earliest stored instant after ``now``)
     """
@@ -143,35 +154,43 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
             for tc in selected:  # committed before the cycle: see Store.mark_first_sync
                 if st.get_cursor(tc.name) is None and st.first_sync(tc.name) is None:
                     st.mark_first_sync(tc.name, now)
-        with st.cycle(rollback=dry_run):
-            for tc in selected:
-                tr = TrackerReport(tc.name)
-                report.trackers.append(tr)
-                backend = None
-                try:
-                    backend = backends.get(tc.name) if backends is not None else None
-                    if backend is None:
-                        backend = make_backend(pm, tc)
-                        if backends is not None:
-                            backends[tc.name] = backend
-                    _sync_tracker(config, tc, backend, st, pm, now, dry_run, force, tr,
-                                  retry or NO_RETRY, stop)
-                except CycleStopped:
-                    tr.aborted = tr.stopped = True
-                except Exception as e:  # one tracker failing never stops the others
-                    tr.aborted = True
-                    tr.retry_after = getattr(e, "retry_after", None)
-                    kind, msg = _error_kind(e), tc.mask(_message(e))
-                    tr.errors.append(SyncError(tc.name, kind, msg))
-                    if kind == "internal":
-                        log.exception("%s: unexpected error", tc.name)
-                    if not dry_run:
-                        st.record_error(tc.name, None, kind, msg, now)
-                finally:
-                    if backend is not None and backends is None:
-                        _close(backend)
-            if not dry_run:
-                st.record_cycle(now, datetime.now(UTC), report.ok, report.to_dict())
+        rec = RecordBuffer(st)
+        # the trackers' work: the store is only read, the records wait in ``rec``
+        for tc in selected:
+            tr = TrackerReport(tc.name)
+            report.trackers.append(tr)
+            backend = None
+            try:
+                backend = backends.get(tc.name) if backends is not None else None
+                if backend is None:
+                    backend = make_backend(pm, tc)
+                    if backends is not None:
+                        backends[tc.name] = backend
+                _sync_tracker(config, tc, backend, rec, pm, now, dry_run, force, tr,
+                              retry or NO_RETRY, stop)
+            except CycleStopped:
+                tr.aborted = tr.stopped = True
+            except Exception as e:  # one tracker failing never stops the others
+                tr.aborted = True
+                tr.retry_after = getattr(e, "retry_after", None)
+                kind, msg = _error_kind(e), tc.mask(_message(e))
+                tr.errors.append(SyncError(tc.name, kind, msg))
+                if kind == "internal":
+                    log.exception("%s: unexpected error", tc.name)
+                if not dry_run:
+                    rec.record_error(tc.name, None, kind, msg, now)
+            finally:
+                if backend is not None and backends is None:
+                    _close(backend)
+        if abandon is not None and abandon.is_set():
+            for tr in report.trackers:
+                tr.aborted = tr.stopped = True
+        elif not dry_run:
+            rec.record_cycle(now, datetime.now(UTC), report.ok, report.to_dict())
+            # one short transaction: a crash before its commit loses the cycle's records,
+            # which the next cycle finds again (the cursor did not move)
+            with (st.cycle() if fence is None else st.cycle(fence=fence)):
+                rec.flush()
         report.next_change = st.earliest_next_change((t.name for t in selected), after=now)
     finally:
         if own_store:
@@ -181,6 +200,40 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
     except Exception as e:
         report.hook_errors.append(f"tracker_bridge_cycle_done: {type(e).__name__}: {e}")
     return report
+
+
+#: the store's methods that record; everything else of the store only reads
+_RECORDS = frozenset({"record_ticket", "record_verdict", "record_write", "record_notes",
+                      "record_error", "record_cycle", "mark_retry", "forget", "set_cursor"})
+
+
+class RecordBuffer:
+    """The store as a cycle sees it while it talks to trackers: reads go to the store, records
+    wait here until :meth:`flush` writes them, in order, inside the cycle's transaction.
+
+    A cycle never reads back what it recorded itself (each ticket is planned once, from the
+    state stored before the cycle), so a cycle sees the same store through this as it did
+    inside one long transaction; only the store's locks are now held for the flush alone.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _RECORDS:
+            def record(*args: Any, **kwargs: Any) -> None:
+                self.pending.append((name, args, kwargs))
+            return record
+        return getattr(self.store, name)
+
+    def flush(self) -> int:
+        """Write the waiting records to the store (inside its cycle); how many there were."""
+        n = len(self.pending)
+        for name, args, kwargs in self.pending:
+            getattr(self.store, name)(*args, **kwargs)
+        self.pending.clear()
+        return n
 
 
 def _message(e: BaseException) -> str:

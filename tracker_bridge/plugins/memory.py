@@ -12,6 +12,9 @@ Config (``backend: memory``)::
       file: tickets.json      # or keep the tickets in a JSON file (read on every call, written
                               # after every change), so that separate commands see one tracker
       allowed_labels: [...]   # optional: the label values the labels "field" accepts (check)
+      latency_seconds: 0.05   # optional: a slow tracker, every call waits this long first
+
+Tests make a tracker hang with :meth:`MemoryTracker.hold` (calls wait until an event is set).
 
 The bridge's fields are stored as ``fields["response_due"]``/``fields["resolution_due"]``
 (and ``fields["state"]``, the state line),
@@ -21,13 +24,15 @@ its labels in ``labels`` next to everyone else's, its notes as private comments 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +89,8 @@ class MemoryTracker:
         #: calls by operation: fetch_changed, fetch_ticket, apply
         self.requests: Counter[str] = Counter()
         self._faults: list[_Fault] = []
+        #: calls of these operations wait until the event is set (a hanging tracker)
+        self._holds: dict[str, threading.Event] = {}
 
     # -- shared instances -----------------------------------------------------------------
 
@@ -196,7 +203,15 @@ class MemoryTracker:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    def hold(self, op: str, until: threading.Event) -> None:
+        """Make every call of ``op`` (``fetch_changed``, ``fetch_ticket``, ``apply``) wait
+        until ``until`` is set: a tracker hanging on a request (in-process trackers only)."""
+        self._holds[op] = until
+
     def _maybe_fail(self, op: str, key: str | None) -> None:
+        hold = self._holds.get(op)
+        if hold is not None:
+            hold.wait()
         for f in self._faults:
             if f.op == op and (f.key is None or f.key == key):
                 if f.times is not None:
@@ -268,6 +283,9 @@ class MemoryOptions(BaseModel):
     file: Path | None = Field(None, description="JSON file holding the tickets")
     allowed_labels: list[str] | None = Field(
         None, description="label values the labels field accepts (None: any)")
+    latency_seconds: float = Field(
+        0.0, ge=0, le=60, description="a slow tracker: every call (fetch or write) waits "
+        "this long before it is answered (benchmarks, parallel-tracker tests)")
     write_delay_seconds: float = Field(
         0.0, ge=0, le=60, description="a slow tracker: wait this long after each write "
         "(crash tests use it to widen the window between a write and the store's commit)")
@@ -315,7 +333,12 @@ class MemoryBackend(Backend):
             fields["plan"] = self.tracker.plan_for(None)
         return replace(t, tracker=self.tracker.name, fields=fields)
 
+    def _latency(self) -> None:
+        if self.opts.latency_seconds:
+            time.sleep(self.opts.latency_seconds)
+
     def fetch_changed(self, cursor: str | None) -> FetchResult:
+        self._latency()
         tr = self._open()
         tr.requests["fetch_changed"] += 1
         tr._maybe_fail("fetch_changed", None)
@@ -327,6 +350,7 @@ class MemoryBackend(Backend):
         return FetchResult([self._ticket(t) for t in tickets], str(seq))
 
     def fetch_ticket(self, key: str) -> Ticket:
+        self._latency()
         tr = self._open()
         tr.requests["fetch_ticket"] += 1
         tr._maybe_fail("fetch_ticket", key)
@@ -335,6 +359,25 @@ class MemoryBackend(Backend):
     def apply(self, diff: Diff) -> None:
         if not diff:
             return  # an empty diff is not a write: the ticket's updated time must not move
+        self._latency()
+        with self._file_lock():  # read-modify-write: processes sharing the file take turns
+            self._apply(diff)
+        if self.opts.write_delay_seconds:
+            time.sleep(self.opts.write_delay_seconds)
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        if self._file is None:
+            yield
+            return
+        fd = os.open(f"{self._file}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _apply(self, diff: Diff) -> None:
         tr = self._open()
         tr.requests["apply"] += 1
         tr._maybe_fail("apply", diff.key)
@@ -345,8 +388,6 @@ class MemoryBackend(Backend):
                                           f"labels field does not accept {', '.join(bad)}")
         tr.apply(diff)
         self._save(tr)
-        if self.opts.write_delay_seconds:
-            time.sleep(self.opts.write_delay_seconds)
 
     def check(self, labels: Iterable[str]) -> list[Problem]:
         problems = []
