@@ -25,6 +25,7 @@ from .backend import (
     same_deadline,
 )
 from .core import engine
+from .core.desk import MissingNote
 from .core.ticket import HistoryEvent, Ticket
 from .core.verdict import Verdict
 
@@ -209,7 +210,8 @@ def compute_diff(ticket: Ticket, verdict: Verdict, tracker: TrackerConfig, polic
         picked = []
         for n in verdict.notes:
             if n.key not in posted and n.key not in seen:
-                picked.append(n)
+                # the completeness note names the fields as the tracker does
+                picked.append(n.named(tracker.fields) if isinstance(n, MissingNote) else n)
                 seen.add(n.key)
         notes = tuple(picked)
     return Diff(key=ticket.key, set_fields=set_fields, add_labels=add, remove_labels=remove,

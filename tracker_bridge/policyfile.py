@@ -62,6 +62,7 @@ from .core.policy import (
     RESPONSE_EVENTS,
     STATUS_GROUPS,
     Classify,
+    Completeness,
     Condition,
     Escalation,
     Level,
@@ -480,6 +481,40 @@ class PatientDataModel(_Strict):
     comments: bool = True
 
 
+_NORMALIZED = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _field_names(v: list[str]) -> list[str]:
+    for name in v:
+        if not _NORMALIZED.fullmatch(name):
+            raise ValueError(f'"{name}" is not a normalized field name (lower_case, as in '
+                             "the tracker config's fields: map)")
+    if len(set(v)) != len(v):
+        raise ValueError("names a field twice")
+    return v
+
+
+FieldNames = Annotated[list[str], AfterValidator(_field_names)]
+
+
+class CompletenessModel(_Strict):
+    field: str = "category"
+    required: FieldNames = []
+    by_category: dict[str, FieldNames] = Field(default={}, max_length=MAX_NAMED)
+    hold_response: bool = False
+
+    @field_validator("by_category")
+    @classmethod
+    def _categories(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: set[str] = set()
+        for k in v:
+            if k.strip().casefold() in seen:
+                raise ValueError(f'category "{k}" is given twice (categories are compared '
+                                 "without case)")
+            seen.add(k.strip().casefold())
+        return v
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -500,6 +535,7 @@ class PolicyModel(_Strict):
     goal: str | float = "90%"
     kb: KbModel = KbModel()
     patient_data: Annotated[PatientDataModel | None, BeforeValidator(_switch)] = None
+    completeness: CompletenessModel | None = None
 
     @field_validator("warn_at")
     @classmethod
@@ -653,6 +689,10 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
         if m.escalation.request_response is not None and m.escalation.requested_label is None:
             p.add(("escalation", "request_response"),
                   "needs `requested_label`: the clock starts when that label is added")
+    if m.completeness is not None and not (m.completeness.required
+                                           or m.completeness.by_category):
+        p.add(("completeness",), "requires nothing: give `required` (the default set) or "
+              "`by_category`")
     seen: dict[str, str] = {}
     for g, names_ in m.statuses.items():
         for i, s in enumerate(names_):
@@ -857,6 +897,10 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         kb_redact=tuple(kb_redact),
         patient_data=None if (pd := m.patient_data) is None else PatientData(
             pd.subject, pd.description, pd.comments),
+        completeness=None if (cm := m.completeness) is None else Completeness(
+            tuple(cm.required),
+            {k.strip().casefold(): tuple(v) for k, v in cm.by_category.items()},
+            cm.field, cm.hold_response),
         source=source,
     )
     _check_reach(policy, p)

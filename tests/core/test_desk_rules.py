@@ -164,3 +164,104 @@ def test_patient_data_errors_name_their_path_and_line(text: str, path: str, mess
     where, msg = problems[0]
     assert where.startswith("line 13: ") and where.endswith(path), problems
     assert message in msg
+
+
+# -- 1: completeness ------------------------------------------------------------------------------
+
+
+COMPLETE = """
+completeness:
+  required: [component, version, description, impact]
+  by_category:
+    Technical question: [component, description]
+"""
+FULL = {"component": "Pathways", "version": "5.3.1", "impact": "Single user"}
+
+
+def test_completeness_is_off_without_the_key() -> None:
+    p = policy()
+    v = evaluate(p, ticket(description=""), NOW)
+    assert "sla-needs-info" not in v.labels and not [n for n in v.notes if n.key == "needs-info"]
+    assert "sla-needs-info" not in p.all_labels()
+
+
+def test_a_ticket_missing_required_fields_gets_the_label_and_one_note_naming_them() -> None:
+    p = policy(COMPLETE)
+    v = evaluate(p, ticket(fields={"component": "Pathways", "version": " "}, description=""),
+                 NOW)
+    assert "sla-needs-info" in v.labels
+    (note,) = [n for n in v.notes if n.key == "needs-info"]
+    assert isinstance(note, desk.MissingNote)
+    assert note.missing == ("version", "description", "impact")  # blank counts as missing
+    assert "missing version, description, impact" in note.text
+    assert any("missing version, description, impact (sla-needs-info)" in r for r in v.reasons)
+    assert "sla-needs-info" in p.all_labels()
+    # complete: no label, no note
+    v = evaluate(p, ticket(fields=FULL), NOW)
+    assert "sla-needs-info" not in v.labels and not [n for n in v.notes if n.key == "needs-info"]
+
+
+def test_a_category_has_its_own_set_matched_without_case() -> None:
+    p = policy(COMPLETE)
+    q = ticket(fields={"category": "technical QUESTION", "component": "Pathways"})
+    v = evaluate(p, q, NOW)
+    assert "sla-needs-info" not in v.labels
+    q = ticket(fields={"category": "Technical question"}, description="")
+    (note,) = [n for n in evaluate(p, q, NOW).notes if n.key == "needs-info"]
+    assert note.missing == ("component", "description")
+    assert "required for the category Technical question" in note.text
+    # an unknown category: the default set
+    u = ticket(fields={"category": "Other", "component": "Pathways"})
+    (note,) = [n for n in evaluate(p, u, NOW).notes if n.key == "needs-info"]
+    assert note.missing == ("version", "impact")
+
+
+def test_the_note_names_the_trackers_fields() -> None:
+    p = policy(COMPLETE)
+    (note,) = [n for n in evaluate(p, ticket(description=""), NOW).notes
+               if n.key == "needs-info"]
+    named = note.named({"component": "category", "version": "fixed_version",
+                        "impact": "cf:Impact"})
+    assert named.key == "needs-info" and not isinstance(named, desk.MissingNote)
+    assert "missing category, fixed_version, description, Impact" in named.text
+
+
+def test_hold_response_starts_the_clock_when_the_ticket_becomes_complete() -> None:
+    p = policy(COMPLETE.replace("completeness:", "completeness:\n  hold_response: true"))
+    # created 09:00 with no version; the version given at 10:00; now 12:00 -> 2h of 1h: breached
+    # (without the hold it would be 3h); the field events replay the ticket from creation
+    fields = {**FULL, "priority": "High", "category": "Support incident"}
+    history = [{"at": "2026-03-02T10:00:00+00:00", "kind": "field", "field": "version",
+                "from": None, "to": "5.3.1", "by": "alice"}]
+    t = Ticket.from_dict({**ticket().to_dict(), "fields": fields, "history": history})
+    v = evaluate(p, t, NOW)
+    assert v.metrics["response"].elapsed.total_seconds() == 2 * 3600
+    assert any("complete since 2026-03-02 10:00 UTC" in r for r in v.reasons)
+    # at 09:30 the version is still missing: the response clock has not started
+    early = evaluate(p, t, datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    r = early.metrics["response"]
+    assert r.state == "not_started" and r.due is None and r.elapsed.total_seconds() == 0
+    assert "sla-needs-info" in early.labels
+    assert early.metrics["resolution"].elapsed.total_seconds() == 1800  # not held
+    # without the hold the same ticket's response clock ran from creation
+    plain = evaluate(policy(COMPLETE), t, NOW)
+    assert plain.metrics["response"].elapsed.total_seconds() == 3 * 3600
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("completeness: {required: [Version]}\n", "completeness.required",
+         "not a normalized field name"),
+        ("completeness: {required: [version, version]}\n", "completeness.required",
+         "names a field twice"),
+        ("completeness: {by_category: {a: [x], A: [y]}}\n", "completeness.by_category",
+         "given twice"),
+        ("completeness: {hold: true}\n", "completeness.hold", "unknown key"),
+        ("completeness: {}\n", "completeness", "requires nothing"),
+    ],
+)
+def test_completeness_errors_name_their_path_and_line(text: str, path: str, message: str) -> None:
+    where, msg = errors_of(text)[0]
+    assert where.startswith("line 13: ") and where.endswith(path), (where, msg)
+    assert message in msg

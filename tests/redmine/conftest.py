@@ -37,7 +37,7 @@ HUMAN_LABELS = ("customer-vip", "escalation-requested", "customer-label")
 #: sla- values the tests write besides the example policy's
 EXTRA_SLA_LABELS = ("sla-test-a", "sla-test-b")
 #: the desk rules' labels (test_desk_rules.py turns the rules on in its own policy)
-DESK_LABELS = ("sla-phi-detected",)
+DESK_LABELS = ("sla-phi-detected", "sla-needs-info")
 
 BULK_COUNT = 150
 BULK_SAME_SECOND = 120  # > one page (100) stamped with the same second: forces sub-paging

@@ -63,3 +63,42 @@ def test_patient_data_label_and_one_note_per_place(redmine: RedmineEnv, tmp_path
     assert second["writes"]["tickets"] == 0 and second["diffs"] == []
     assert snapshot(redmine, proj) == snap
     assert {i: journal_count(redmine, i) for i in (did, cid)} == journals
+
+
+def test_completeness_names_the_missing_fields_as_redmine_does(redmine: RedmineEnv,
+                                                               tmp_path: Path) -> None:
+    s = redmine.server
+    proj = redmine.project("desk-complete")
+    prio = s.ids("issue_priorities")
+    impact, urgency = redmine.fields["Impact"], redmine.fields["Urgency"]
+    bare = s.create_issue(proj, "Pathway editor will not save", description="Step 3 fails",
+                          priority_id=prio["Normal"],
+                          custom_fields=[{"id": impact, "value": "Single user"}])
+    full = s.create_issue(proj, "Export stops at page 3", description="Every export",
+                          priority_id=prio["Normal"], custom_fields=[
+                              {"id": impact, "value": "Single user"},
+                              {"id": urgency, "value": "Job function affected"}])
+    bid, fid = int(bare["id"]), int(full["id"])
+    config = config_with(redmine, tmp_path, proj,
+                         "completeness: {required: [impact, urgency, description]}\n")
+
+    sync(redmine, config)
+    snap = snapshot(redmine, proj)
+    assert "sla-needs-info" in snap[bid]["SLA labels"]
+    assert "sla-needs-info" not in snap[fid]["SLA labels"]
+    (journal,) = marked(redmine, bid, "needs-info")
+    # the tracker's own name (cf:Urgency -> "Urgency"), not the normalized "urgency"
+    assert "missing Urgency (required for every ticket)" in journal["notes"]
+    assert not marked(redmine, fid, "needs-info")
+    journals = {i: journal_count(redmine, i) for i in (bid, fid)}
+
+    second = sync(redmine, config)
+    assert second["writes"]["tickets"] == 0 and second["diffs"] == []
+    assert snapshot(redmine, proj) == snap
+    assert {i: journal_count(redmine, i) for i in (bid, fid)} == journals
+
+    # the customer fills it in: the label goes, the note is not posted again
+    s.update_issue(bid, custom_fields=[{"id": urgency, "value": "Job stopped"}])
+    sync(redmine, config)
+    assert "sla-needs-info" not in snapshot(redmine, proj)[bid]["SLA labels"]
+    assert len(marked(redmine, bid, "needs-info")) == 1

@@ -331,3 +331,43 @@ def test_no_request_no_clock() -> None:
     t = ticket("2026-03-03T09:00:00+00:00", fields={"priority": "High"})
     er = verdict(policy(P), t, "2026-03-03T12:00:00+00:00")["metrics"]["escalation_response"]
     assert er["state"] == "not_started"
+
+
+# -- the incident's required details (completeness; commented out in the example) -------------
+
+def _with_completeness():  # type: ignore[no-untyped-def]
+    import re
+
+    from tracker_bridge.policyfile import load_policy_text
+
+    from .seedlib import POLICIES
+
+    text = (POLICIES / "care-pathway.yaml").read_text(encoding="utf-8")
+    block = re.search(r"(?m)^# completeness:\n(?:#   .*\n)+", text)
+    assert block is not None, "the example's commented completeness block"
+    on = re.sub(r"(?m)^# ", "", block.group(0))
+    return load_policy_text(text.replace(block.group(0), on), "care-pathway+completeness")
+
+
+def test_the_handbooks_incident_details_are_required() -> None:
+    # 000: "providing the following information: Solution and version; Incident
+    # description/symptoms; Supporting information; Contact details where required; Impact and
+    # urgency"
+    p = _with_completeness()
+    full = {"priority": "Normal", "component": "Pathways", "version": "5.3.1",
+            "impact": "Single user", "urgency": "Job function affected",
+            "category": "Support incident"}
+    t = ticket("2026-03-02T09:00:00+00:00", fields=full, description="Step 3 fails")
+    assert "sla-needs-info" not in verdict(p, t, "2026-03-02T10:00:00+00:00")["labels"]
+    partial = {k: v for k, v in full.items() if k not in ("version", "urgency")}
+    t = ticket("2026-03-02T09:00:00+00:00", fields=partial, description="Step 3 fails")
+    v = verdict(p, t, "2026-03-02T10:00:00+00:00")
+    assert "sla-needs-info" in v["labels"]
+    (note,) = [n for n in v["notes"] if n["key"] == "needs-info"]
+    assert "missing version, urgency (required for the category Support incident)" in note["text"]
+    # "Technical question: A query relating to specific system use/functionality": no version,
+    # impact or urgency needed
+    q = ticket("2026-03-02T09:00:00+00:00", description="How do I copy a pathway?",
+               fields={"priority": "Low", "component": "Pathways",
+                       "category": "Technical question"})
+    assert "sla-needs-info" not in verdict(p, q, "2026-03-02T10:00:00+00:00")["labels"]

@@ -247,3 +247,22 @@ def test_an_update_with_patient_identifiable_data_is_flagged_never_repeated() ->
     clean = ticket("2026-03-02T09:00:00+00:00", fields={"priority": "Normal"},
                    subject=t.subject, description=t.description)
     assert "sla-phi-detected" not in verdict(policy(P), clean, "2026-03-02T10:00:00+00:00")["labels"]
+
+
+# -- "Details required when logging a new incident" ----------------------------------------------
+
+def test_the_checklists_details_are_required_before_work_starts() -> None:
+    # 001: "When you log a new incident you are required to provide specific details": the
+    # checklist's Product, Version confirmation, Process and the Incident contact who will
+    # "confirm incident closure when complete"
+    given = {"priority": "Normal", "product": "Synergy", "contact": "Practice manager"}
+    t = ticket("2026-03-02T09:00:00+00:00", fields=given, description="")
+    v = verdict(policy(P), t, "2026-03-02T10:00:00+00:00")
+    assert "sla-needs-info" in v["labels"]
+    (note,) = [n for n in v["notes"] if n["key"] == "needs-info"]
+    assert "missing version, description (required for every ticket)" in note["text"]
+    done = ticket("2026-03-02T09:00:00+00:00", fields={**given, "version": "4.2"},
+                  description="Process: F4 on the appointment book, then Save.")
+    v = verdict(policy(P), done, "2026-03-02T10:00:00+00:00")
+    assert "sla-needs-info" not in v["labels"]
+    assert not [n for n in v["notes"] if n["key"] == "needs-info"]

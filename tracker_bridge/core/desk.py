@@ -9,16 +9,20 @@ sync layer. Pure: no I/O, the instant ``now`` comes in from the engine.
   ``kb.redact`` patterns); where something is found the ticket gets ``<prefix>phi-detected``
   and one internal note per place (``phi:subject``, ``phi:description``, ``phi:comment-N``)
   naming the place and the kinds of data found, never the data.
+- ``completeness``: the fields a ticket of its category must carry; a ticket missing any gets
+  ``<prefix>needs-info`` and one note (``needs-info``) listing them, in the tracker's own
+  field names once the sync layer names them (:meth:`MissingNote.named`); with
+  ``hold_response`` the response clock starts when the ticket became complete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from .marker import NOTE_MARKER_RE
-from .policy import Policy
+from .policy import Completeness, Policy
 from .redact import KIND_LABELS, find_identifiers, safe_text
 from .ticket import Ticket
 from .verdict import Note
@@ -111,3 +115,89 @@ def phi_text(where: str, kinds: tuple[str, ...]) -> str:
 def phi_notes(places: Sequence[tuple[str, str, tuple[str, ...]]]) -> list[Note]:
     return [Note.later(key, partial(phi_text, where, kinds), internal=True)
             for key, where, kinds in places]
+
+
+# -- completeness ---------------------------------------------------------------------------------
+
+#: required names read from the ticket itself rather than its fields
+TICKET_TEXTS = ("subject", "description")
+
+
+def _empty(value: str | None) -> bool:
+    return value is None or not value.strip()
+
+
+def missing_fields(
+    comp: Completeness, ticket: Ticket, fields: Mapping[str, str | None],
+) -> tuple[tuple[str, ...], str | None]:
+    """``(the required names missing at now, the category read)``; ``fields`` are the
+    ticket's fields as of now."""
+    category = fields.get(comp.field)
+    out = []
+    for name in comp.required_for(category):
+        value = getattr(ticket, name) if name in TICKET_TEXTS else fields.get(name)
+        if _empty(value):
+            out.append(name)
+    return tuple(out), category
+
+
+def complete_since(
+    comp: Completeness, ticket: Ticket, fields: Mapping[str, str | None],
+    ats: Sequence[int], now_us: int, created: int,
+) -> int:
+    """When the ticket (complete at now) last became complete: its fields are replayed from
+    creation through the field events up to now. The category and ``subject`` and
+    ``description`` are taken as they are at now (the history does not carry their edits)."""
+    required = [n for n in comp.required_for(fields.get(comp.field)) if n not in TICKET_TEXTS]
+    if not required:
+        return created
+    wanted = set(required)
+    events = [(ev, at) for ev, at in zip(ticket.history, ats, strict=True)
+              if at <= now_us and ev.kind == "field" and ev.field in wanted]
+    values = {n: fields.get(n) for n in required}
+    for ev, _ in reversed(events):  # back to creation
+        values[ev.field] = ev.from_  # type: ignore[index]
+    since = None if any(_empty(v) for v in values.values()) else created
+    for ev, at in events:
+        values[ev.field] = ev.to  # type: ignore[index]
+        done = not any(_empty(v) for v in values.values())
+        if done and since is None:
+            since = max(at, created)
+        elif not done:
+            since = None
+    return created if since is None else since
+
+
+def field_display(spec: str) -> str:
+    """A tracker field as people see it: ``cf:Support plan`` -> ``Support plan``."""
+    return spec[3:] if spec.startswith("cf:") else spec
+
+
+def needs_info_text(names: Sequence[str], category: str | None) -> str:
+    what = f"the category {category}" if category else "every ticket"
+    return (
+        f"More information needed: this ticket is missing {', '.join(names)} (required for "
+        f"{what}). Please add it; the label goes once everything is there."
+    )
+
+
+class MissingNote(Note):
+    """The ``needs-info`` note: its text names the missing fields by their normalized names
+    until :meth:`named` gives the tracker's own."""
+
+    __slots__ = ("category", "missing")
+    missing: tuple[str, ...]
+    category: str | None
+
+    @classmethod
+    def of(cls, missing: tuple[str, ...], category: str | None) -> MissingNote:
+        note = cls.later("needs-info", partial(needs_info_text, missing, category))
+        object.__setattr__(note, "missing", missing)
+        object.__setattr__(note, "category", category)
+        return note  # type: ignore[return-value]
+
+    def named(self, names: Mapping[str, str]) -> Note:
+        """The note with each missing field named as the tracker names it (``names``: the
+        tracker config's ``fields:`` map, normalized -> tracker field)."""
+        shown = tuple(field_display(names[n]) if n in names else n for n in self.missing)
+        return Note("needs-info", needs_info_text(shown, self.category))

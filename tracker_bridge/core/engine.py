@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import re2
 
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
-from .desk import PhiChecker, phi_notes, phi_places
+from .desk import MissingNote, PhiChecker, complete_since, missing_fields, phi_notes, phi_places
 from .durations import Duration, format_duration
 from .kb import kb_note
 from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
@@ -242,6 +242,8 @@ class _Compiled:
         #: the desk rules (core/desk.py): None when the policy leaves them out
         self.phi = None if policy.patient_data is None else PhiChecker(policy.kb_redact)
         self.phi_label = policy.label("phi-detected")
+        self.completeness = policy.completeness
+        self.needs_info_label = policy.label("needs-info")
 
     # -- lookups from ticket values ----------------------------------------------------------
 
@@ -674,6 +676,18 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             _, tier, spent, limit_d, escalate_to = step
             used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
             out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        elif kind == "complete":
+            _, missing, category, hold, start, label = step
+            which = f"category {category}" if category else "no category: the default set"
+            if missing:
+                text = f"completeness ({which}): missing {', '.join(missing)} ({label})"
+                if hold:
+                    text += "; the response clock waits for it"
+            else:
+                text = f"completeness ({which}): complete"
+                if hold and start is not None:
+                    text += f" since {_local(policy, start)}; the response clock runs from then"
+            out.append(text)
         elif kind == "phi":
             _, places, label = step
             out.append(
@@ -1129,6 +1143,23 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 response_why = f"public comment by {ev.by}" if ev.by else "public comment"
                 break
 
+    # -- completeness (a desk rule): may hold the response clock ---------------------------------
+    missing: tuple[str, ...] = ()
+    category: str | None = None
+    response_start: int | None = None  # None: at creation
+    held = False  # the response clock waits for a ticket still incomplete
+    comp = c.completeness
+    if comp is not None:
+        missing, category = missing_fields(comp, ticket, fields)
+        if comp.hold_response:
+            if missing:
+                held = True
+                response_start = now_us + 1
+            else:
+                response_start = complete_since(comp, ticket, fields, ats, now_us, created)
+        steps.append(("complete", missing, category, comp.hold_response, response_start,
+                      c.needs_info_label))
+
     # -- the two clocks ------------------------------------------------------------------------
     resp_info, res_info = c.route(class_, plan)
     outside: frozenset[str] = frozenset()
@@ -1145,11 +1176,11 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             res_info = c.outside_metric(class_, plan, "resolution")
     info = {"response": resp_info, "resolution": res_info}
     res_ivs, res_ongoing = _intervals(runs, running_now, created, now_us)
-    if response_stop is None:
+    if response_stop is None and response_start is None:
         resp_ivs, resp_ongoing = res_ivs, res_ongoing
     else:
         resp_ivs, resp_ongoing = _intervals(
-            runs, running_now, created, now_us, stop=response_stop)
+            runs, running_now, created, now_us, start=response_start, stop=response_stop)
     res_cal = res_info[0]
     resp_cal = resp_info[0]
     res_clock = _Clock(res_cal, res_ivs, res_ongoing)
@@ -1182,6 +1213,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             due_us = None
             if stopped:
                 state = "met" if elapsed <= target else "breached"
+            elif held and metric == "response":
+                state = "not_started"
             elif elapsed > target:
                 state = "breached"
             elif paused_now:
@@ -1325,6 +1358,9 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         ))
 
     # -- the desk rules ---------------------------------------------------------------------------
+    if missing:
+        labels.add(c.needs_info_label)
+        notes.append(MissingNote.of(missing, category))
     if c.phi is not None:
         places = phi_places(policy, c.phi, ticket, ats, now_us, partial(_local, policy))
         if places:

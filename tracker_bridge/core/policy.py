@@ -168,6 +168,26 @@ class PatientData:
 
 
 @dataclass(frozen=True, slots=True)
+class Completeness:
+    """``completeness``: the normalized fields a ticket must carry (``subject`` and
+    ``description`` name the ticket's own), per category (the value of ``field``, case-folded
+    keys) or else ``required``; with ``hold_response`` the response clock starts only once the
+    ticket is complete."""
+
+    required: tuple[str, ...] = ()
+    by_category: Mapping[str, tuple[str, ...]] = dc_field(default_factory=dict)
+    field: str = "category"
+    hold_response: bool = False
+
+    def required_for(self, category: str | None) -> tuple[str, ...]:
+        if category is not None:
+            got = self.by_category.get(category.strip().casefold())
+            if got is not None:
+                return got
+        return self.required
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
 
@@ -192,6 +212,7 @@ class Policy:
     kb_redact: tuple[saferegex.Pattern, ...] = ()
     #: the desk rules (docs/policy.md, "Desk rules"); None: the rule is off
     patient_data: PatientData | None = None
+    completeness: Completeness | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -332,5 +353,7 @@ class Policy:
             out += [self.label("level", lv.name) for lv in self.escalation.levels]
         if self.patient_data is not None:
             out.append(self.label("phi-detected"))
+        if self.completeness is not None:
+            out.append(self.label("needs-info"))
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]
