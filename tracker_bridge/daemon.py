@@ -25,8 +25,30 @@ request), or on a second signal, those still running are abandoned where they ar
 records are never committed, which is as safe as a crash (see store.py). SIGHUP re-reads the config (new credentials from their
 file) and runs every tracker at once, including suspended ones.
 
-One daemon per state store: ``run`` holds an ``fcntl`` lock on ``STATE.lock`` beside the
-store for its whole life; a second one exits at once with status 1 naming the holder's pid.
+With a SQLite store, one daemon per store: ``run`` holds an ``fcntl`` lock on ``STATE.lock``
+beside the store for its whole life; a second one exits at once with status 1 naming the
+holder's pid.
+
+With a PostgreSQL store (``state: postgresql://...``) several daemons share the trackers
+through leases (store_pg.py; docs/daemon.md, "Several daemons"). Each daemon has an owner id
+(``host:pid:random``) and a lease thread that, every quarter of the lease TTL:
+
+- renews the daemon's heartbeat (a lease named ``@daemon:OWNER``: the live daemons are the
+  unexpired heartbeats) and every tracker lease it holds; a renewal that fails (another owner
+  took it) stops that tracker's thread at once (between two tickets), and a lease whose time
+  runs out without a renewal (the database unreachable) stops it too, before the lease's
+  expiry by the database's clock, when another daemon may take it;
+- takes free or expired tracker leases up to its fair share, ``ceil(trackers / live
+  daemons)``, and gives back (after the cycle in progress) the leases above it, so two or
+  three daemons end up with an even split and a dead daemon's trackers are taken within a
+  TTL and a quarter;
+- keeps the cluster's view (every lease, its owner, age, handovers) for ``/healthz``, the
+  metrics and ``tracker-bridge status``.
+
+A tracker's thread runs only while its lease is held, and each cycle's records are committed
+with the lease as the fence: if the token moved on, the store records nothing (LeaseLost) and
+the thread stops. SIGTERM ends the cycles, then releases every lease at once, so another
+daemon takes them at its next lease round.
 """
 
 from __future__ import annotations
@@ -34,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import random
 import signal
@@ -50,7 +73,7 @@ from .errors import EXIT_OK, StoreError, TrackerBridgeError
 from .observability import Endpoint, Health, Metrics, SecretFilter, serve
 from .report import SyncReport, TrackerReport
 from .retry import RetryPolicy, sleep_wait
-from .store import Store
+from .store import BaseStore, Lease, LeaseLost, open_store, owner_id
 from .sync import run_once
 
 if TYPE_CHECKING:
@@ -146,7 +169,8 @@ class Daemon:
                  reload: Callable[[], BridgeConfig] | None = None,
                  secret_filter: SecretFilter | None = None,
                  failure_backoff: float = FAILURE_BACKOFF,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 lease_ttl: float | None = None) -> None:
         self.config = config
         self.pm = pm
         self.only = tuple(only)
@@ -160,6 +184,14 @@ class Daemon:
         self.secret_filter = secret_filter
         self.failure_backoff = failure_backoff
         self.rng = rng or random.Random()
+        #: this daemon in the cluster (a shared store); a lease lasts lease_ttl seconds
+        self.owner = owner_id()
+        self.lease_ttl = lease_ttl or default_lease_ttl(poll)
+        self.leases: dict[str, Lease] = {}
+        #: per tracker: set to stop that tracker's thread (a stop, a lease lost or given back)
+        self._halt: dict[str, threading.Event] = {}
+        self._shared = False
+        self.cluster: dict[str, Any] | None = None
         #: set when a stop is requested; every wait in a cycle watches it
         self.stop = threading.Event()
         self._wakeup = threading.Event()
@@ -178,7 +210,7 @@ class Daemon:
         self.schedule: dict[str, _Schedule] = {}
         self.endpoint: Endpoint | None = None
         #: the main thread's store connection (each tracker thread opens its own)
-        self.store: Store | None = None
+        self.store: BaseStore | None = None
         #: which tracker the calling thread is cycling (for the retry callback)
         self._local = threading.local()
         #: the tracker threads, and the event that wakes each early (SIGHUP, stop)
@@ -275,7 +307,119 @@ class Daemon:
             return
         log.info("%s: stopping", why, extra={"event": "stopping"})
         self.stop.set()
+        for ev in list(self._halt.values()):
+            ev.set()
         self._wake_all()
+
+    # -- leases (a shared store) -----------------------------------------------------------
+
+    def _lost(self, name: str) -> None:
+        """Stop working on ``name`` at once: its lease is gone."""
+        self.leases.pop(name, None)
+        self.metrics.lease_lost.labels(name).inc()
+        self.metrics.lease_held.labels(name).set(0)
+        ev = self._halt.get(name)
+        if ev is not None:
+            ev.set()
+        w = self._wake.get(name)
+        if w is not None:
+            w.set()
+
+    def _lease_loop(self) -> None:
+        """The lease thread: every quarter TTL, heartbeat, renew, take, give back."""
+        assert self.store is not None
+        lst = self.store.reopen()  # a connection of its own
+        try:
+            while not self.stop.is_set():
+                try:
+                    self._lease_round(lst)
+                except Exception as e:  # the database unreachable: the leases run out
+                    log.warning("lease round failed: %s", self.config.mask(str(e)),
+                                extra={"event": "lease_round_failed"})
+                    self._expire_overdue()
+                self.stop.wait(self.lease_ttl / 4)
+        finally:
+            lst.close()
+
+    def _expire_overdue(self) -> None:
+        """Leases not renewed in time: stop their trackers before anyone may take them."""
+        for name, lease in list(self.leases.items()):
+            if lease.remaining() <= self.lease_ttl / 4:
+                log.warning("%s: the lease could not be renewed in time; stopping the "
+                            "tracker", name, extra={"tracker": name, "event": "lease_lost"})
+                self._lost(name)
+
+    def _lease_round(self, st: BaseStore) -> None:
+        ttl = timedelta(seconds=self.lease_ttl)
+        hb = st.acquire(f"{HEARTBEAT}{self.owner}", self.owner, ttl)
+        if hb is None:  # (cannot happen: the name is ours alone)
+            return
+        for name, lease in list(self.leases.items()):
+            try:
+                self.leases[name] = st.renew(lease, ttl)
+            except LeaseLost as e:
+                log.warning("%s: lease lost (%s): stopping the tracker", name, e,
+                            extra={"tracker": name, "event": "lease_lost"})
+                self._lost(name)
+        infos = st.leases()
+        names = [n for n in self.schedule]
+        live = {i.owner for i in infos if i.tracker.startswith(HEARTBEAT) and not i.expired}
+        live.add(self.owner)
+        share = math.ceil(len(names) / len(live)) if names else 0
+        held = sorted(self.leases)
+        # give back those above the fair share (after their cycle; released when it ended)
+        for name in held[share:]:
+            ev = self._halt.get(name)
+            if ev is not None and not ev.is_set():
+                log.info("%s: giving the tracker back (fair share %d of %d trackers, %d "
+                         "daemons)", name, share, len(names), len(live),
+                         extra={"tracker": name, "event": "lease_give_back"})
+                ev.set()
+                self._wake[name].set()
+        for name in list(self.leases):
+            t = self._workers.get(name)
+            if self._halt.get(name, threading.Event()).is_set() and (t is None
+                                                                     or not t.is_alive()):
+                lease = self.leases.pop(name)
+                st.release(lease)
+                self.metrics.lease_held.labels(name).set(0)
+        # take free or expired ones up to the share, in an order of this daemon's own
+        free = {i.tracker for i in infos if i.expired} | (set(names) - {i.tracker for i in infos})
+        order = sorted(names, key=lambda n: hash((self.owner, n)))
+        for name in order:
+            if len(self.leases) >= share or self.stop.is_set():
+                break
+            if name in self.leases or name not in free:
+                continue
+            lease = st.acquire(name, self.owner, ttl)
+            if lease is not None:
+                log.info("%s: took the lease (token %d)", name, lease.token,
+                         extra={"tracker": name, "event": "lease_taken", "token": lease.token})
+                self.leases[name] = lease
+                self._halt.pop(name, None)  # (a give-back of an earlier lease is over)
+                self.metrics.lease_held.labels(name).set(1)
+                sched = self.schedule.get(name)
+                if sched is not None:
+                    sched.next_run = utcnow()  # at once: the last owner may be long gone
+        self.cluster = cluster_view(st.leases(), self.owner)
+        self.metrics.set_cluster(self.cluster)
+        self.health.cluster = self.cluster
+        self._wakeup.set()  # the main thread starts the threads of new leases
+
+    def _release_all(self) -> None:
+        """SIGTERM: every cycle has ended; give every lease back at once."""
+        if not self._shared or self.store is None:
+            return
+        for name, lease in list(self.leases.items()):
+            with contextlib.suppress(Exception):
+                self.store.release(lease)
+            self.leases.pop(name, None)
+        with contextlib.suppress(Exception):
+            hb = self.store.acquire(f"{HEARTBEAT}{self.owner}", self.owner,
+                                    timedelta(seconds=self.lease_ttl))
+            if hb is not None:
+                self.store.release(hb)
+        log.info("released the leases", extra={"event": "leases_released"})
 
     def status_page(self) -> str:
         """The status page's HTML now (tracker_bridge/statuspage.py), from the store read
@@ -293,10 +437,14 @@ class Daemon:
 
     def run(self) -> int:
         """Lock the store, serve metrics, cycle until stopped; the exit status."""
-        lock = StateLock(self.config.state)
-        lock.acquire()
+        shared = self.config.state_is_shared
+        lock = None if shared else StateLock(Path(self.config.state))
+        if lock is not None:
+            lock.acquire()
         try:
-            self.store = Store(self.config.state)  # (creates or migrates it, once)
+            # (creates or migrates it, once)
+            self.store = open_store(self.config.state, password=self.config.state_password)
+            self._shared = self.store.shared
             if self.metrics_port is not None:
                 self.endpoint = serve(self.metrics_port, self.metrics, self.health,
                                       page=self.status_page)
@@ -305,11 +453,18 @@ class Daemon:
                          extra={"event": "listening", "port": self.endpoint.port})
             log.info("started: %d trackers (%s), poll interval %s, state %s, pid %d",
                      len(self.schedule), ", ".join(self.schedule),
-                     _fmt_td(self.config.poll_interval), self.config.state, os.getpid(),
+                     _fmt_td(self.config.poll_interval), self.store.describe(), os.getpid(),
                      extra={"event": "started"})
+            if self._shared:
+                log.info("sharing the trackers as %s (lease TTL %.0f s)", self.owner,
+                         self.lease_ttl, extra={"event": "cluster", "owner": self.owner})
+                self._lease_thread = threading.Thread(target=self._lease_loop, daemon=True,
+                                                      name="tracker-bridge-leases")
+                self._lease_thread.start()
             try:
                 self._loop()
                 self._join_workers()
+                self._release_all()
             except Abandon as e:
                 log.warning("abandoned the cycles in progress (%s: %s); their records were "
                             "not committed and they are redone at the next start", e,
@@ -329,7 +484,8 @@ class Daemon:
                 self.store.close()
             if self.endpoint is not None:
                 self.endpoint.close()
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _loop(self) -> None:
         """The main thread: starts a thread per tracker, reloads on SIGHUP, until stopped."""
@@ -345,9 +501,17 @@ class Daemon:
 
     def _start_workers(self) -> None:
         for name in list(self.schedule):
+            if self._shared and (name not in self.leases or (
+                    name in self._halt and self._halt[name].is_set())):
+                # another daemon's, nobody's yet (the lease thread takes it), or being given
+                # back (released once its thread has ended)
+                continue
             t = self._workers.get(name)
             if t is None or not t.is_alive():
                 self._wake[name] = threading.Event()
+                self._halt[name] = threading.Event()
+                if self.stop.is_set():
+                    return
                 t = threading.Thread(target=self._worker, args=(name,), daemon=True,
                                      name=f"tracker-{name}")
                 self._workers[name] = t
@@ -366,11 +530,12 @@ class Daemon:
     def _worker(self, name: str) -> None:
         """One tracker's thread: sleep until its next instant, cycle, again, until stopped
         (or the tracker leaves the config)."""
-        store: Store | None = None
-        wake = self._wake[name]
+        store: BaseStore | None = None
+        wake, halt = self._wake[name], self._halt[name]
         try:
-            store = Store(self.config.state)
-            while not self.stop.is_set():
+            assert self.store is not None
+            store = self.store.reopen()
+            while not halt.is_set():
                 sched = self.schedule.get(name)
                 if sched is None:
                     return  # dropped by a reload
@@ -394,7 +559,7 @@ class Daemon:
         if nxt is not None:
             self.metrics.next_wake.set(nxt.timestamp())
 
-    def _cycle(self, name: str, store: Store | None = None) -> None:
+    def _cycle(self, name: str, store: BaseStore | None = None) -> None:
         """One cycle of one tracker, on ``store`` (default: the main thread's)."""
         store = store or self.store
         assert store is not None
@@ -419,8 +584,15 @@ class Daemon:
         try:
             report: SyncReport | None = run_once(
                 self.config, now=now, pm=self.pm, store=store, trackers=[name],
-                backends=self.backends, retry=self.retry, stop=self.stop,
-                abandon=self._abandon)
+                backends=self.backends, retry=self.retry,
+                stop=self._halt.get(name, self.stop), abandon=self._abandon,
+                fence=self.leases.get(name) if self._shared else None)
+        except LeaseLost as e:
+            log.warning("%s: the lease moved on (%s); nothing of this cycle was recorded and "
+                        "this daemon stops working on the tracker", name, e,
+                        extra={"tracker": name, "event": "lease_lost"})
+            self._lost(name)
+            return
         except (StoreError, TrackerBridgeError) as e:
             log.error("%s: the cycle could not run: %s", name, e,
                       extra={"tracker": name, "event": "cycle_failed"})
@@ -544,7 +716,7 @@ class Daemon:
             log.error("reload failed, keeping the running config: %s", e,
                       extra={"event": "reload_failed"})
             return
-        if Path(new.state).resolve() != Path(self.config.state).resolve():
+        if str(new.state) != str(self.config.state):
             log.error("reload: the state store cannot change while running (restart "
                       "instead); keeping the running config", extra={"event": "reload_failed"})
             return
@@ -563,6 +735,33 @@ class Daemon:
         log.info("reloaded the config: %d trackers, every tracker runs now", len(self.schedule),
                  extra={"event": "reloaded"})
         self._wake_all()
+
+
+#: the lease name of a daemon's heartbeat (the live daemons are the unexpired ones)
+HEARTBEAT = "@daemon:"
+
+
+def default_lease_ttl(poll: float) -> float:
+    """Half the poll interval, at least 5 s (a loaded host's pauses) and at most 60 s: a dead
+    daemon's trackers are taken within the TTL and a quarter."""
+    return min(max(poll / 2, 5.0), 60.0)
+
+
+def cluster_view(infos: Iterable[Any], me: str) -> dict[str, Any]:
+    """The cluster as ``/healthz`` and ``status`` show it: live daemons and every lease."""
+    daemons = sorted(i.owner for i in infos if i.tracker.startswith(HEARTBEAT)
+                     and not i.expired)
+    leases = {}
+    for i in infos:
+        if i.tracker.startswith(HEARTBEAT):
+            continue
+        leases[i.tracker] = {
+            "owner": None if i.expired else i.owner, "last_owner": i.owner,
+            "token": i.token, "age_seconds": round(i.age.total_seconds(), 3),
+            "expires_at": i.expires_at.isoformat(timespec="seconds"),
+            "expired": i.expired, "handovers": i.handovers, "mine": i.owner == me
+            and not i.expired}
+    return {"me": me, "daemons": daemons, "leases": leases}
 
 
 def config_secrets(config: BridgeConfig) -> list[str]:

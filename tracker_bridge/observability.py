@@ -179,6 +179,9 @@ class Health:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     trackers: dict[str, TrackerHealth] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: a shared store's cluster (daemon.cluster_view): this daemon's health counts only the
+    #: trackers it holds; the others show their owner
+    cluster: dict[str, Any] | None = None
 
     def tracker(self, name: str) -> TrackerHealth:
         with self.lock:
@@ -186,12 +189,28 @@ class Health:
 
     def snapshot(self, now: datetime | None = None) -> tuple[bool, dict[str, Any]]:
         now = now or datetime.now(UTC)
+        cluster = self.cluster
         with self.lock:
             per = {n: t.to_dict(now, self.max_age) for n, t in self.trackers.items()}
-        ok = bool(per) and all(t["ok"] for t in per.values())
-        return ok, {"status": "ok" if ok else "failing", "now": _iso(now),
-                    "started": _iso(self.started), "max_age_seconds": self.max_age,
-                    "trackers": per}
+        if cluster is not None:
+            leases = cluster.get("leases", {})
+            for n, t in per.items():
+                lease = leases.get(n)
+                t["owner"] = None if lease is None else lease["owner"]
+                t["lease_age_seconds"] = None if lease is None else lease["age_seconds"]
+                t["handovers"] = 0 if lease is None else lease["handovers"]
+                t["mine"] = bool(lease and lease["mine"])
+                if not t["mine"]:
+                    t["ok"] = True  # another daemon's (its own /healthz tells)
+            ok = all(t["ok"] for t in per.values())
+        else:
+            ok = bool(per) and all(t["ok"] for t in per.values())
+        doc = {"status": "ok" if ok else "failing", "now": _iso(now),
+               "started": _iso(self.started), "max_age_seconds": self.max_age,
+               "trackers": per}
+        if cluster is not None:
+            doc["cluster"] = cluster
+        return ok, doc
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -215,6 +234,34 @@ class _AgeCollector(Collector):
             since = t.last_good or self.health.started
             g.add_metric([t.name], (now - since).total_seconds())
         yield g
+
+
+class _ClusterCollector(Collector):
+    """The cluster as the last lease round saw it (a shared store only): the owner of each
+    tracker, its lease's age and handovers, the live daemons."""
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        cluster = self.health.cluster
+        if cluster is None:
+            return
+        owner = GaugeMetricFamily("tracker_bridge_lease_owner", "1 for the daemon that owns "
+                                  "the tracker's lease", labels=["tracker", "owner"])
+        age = GaugeMetricFamily("tracker_bridge_lease_age_seconds", "Seconds since the "
+                                "tracker's lease changed hands", labels=["tracker"])
+        hand = GaugeMetricFamily("tracker_bridge_lease_handovers", "Times the tracker's "
+                                 "lease changed owner", labels=["tracker"])
+        for name, lease in sorted(cluster.get("leases", {}).items()):
+            if lease["owner"] is not None:
+                owner.add_metric([name, lease["owner"]], 1)
+            age.add_metric([name], lease["age_seconds"])
+            hand.add_metric([name], lease["handovers"])
+        daemons = GaugeMetricFamily("tracker_bridge_cluster_daemons",
+                                    "Live daemons sharing the store")
+        daemons.add_metric([], len(cluster.get("daemons", [])))
+        yield from (owner, age, hand, daemons)
 
 
 class Metrics:
@@ -254,7 +301,13 @@ class Metrics:
                                            10, 60))
         self.next_wake = Gauge("tracker_bridge_next_wake_timestamp_seconds",
                                "When the daemon wakes next (Unix time)", registry=r)
+        self.lease_held = Gauge("tracker_bridge_lease_held", "1 while this daemon holds the "
+                                "tracker's lease (a shared store)", ["tracker"], registry=r)
+        self.lease_lost = Counter("tracker_bridge_leases_lost", "Leases this daemon lost "
+                                  "(taken over, or not renewed in time)", ["tracker"],
+                                  registry=r)
         r.register(_AgeCollector(health))
+        r.register(_ClusterCollector(health))
         self._known_breached: dict[str, set[tuple[str, str]]] = {}
 
     def tracker_seen(self, name: str) -> None:
@@ -285,6 +338,11 @@ class Metrics:
             self.breaches.labels(name, cls, metric).inc(n)
         if not tr.stopped:
             self.up.labels(name).set(0 if tr.aborted else 1)
+
+    def set_cluster(self, cluster: dict[str, Any]) -> None:
+        """The last lease round's view of the cluster (read at scrape time)."""
+        for name, lease in cluster.get("leases", {}).items():
+            self.lease_held.labels(name).set(1 if lease["mine"] else 0)
 
     def set_breached_open(self, tracker: str, counts: dict[tuple[str, str], int]) -> None:
         old = self._known_breached.get(tracker, set())

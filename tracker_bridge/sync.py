@@ -66,7 +66,7 @@ from .plan import (
 )
 from .report import SyncError, SyncReport, TrackerReport
 from .retry import NO_RETRY, CycleStopped, RetryPolicy
-from .store import Store
+from .store import Store, open_store
 
 if TYPE_CHECKING:
     import pluggy
@@ -145,7 +145,7 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
         raise ValueError(msg)
     pm = pm or get_plugin_manager()
     own_store = store is None
-    st = store or Store(config.state)
+    st = store or open_store(config.state, password=config.state_password)
     wanted = None if trackers is None else set(trackers)
     selected = [t for t in config.trackers if wanted is None or t.name in wanted]
     report = SyncReport(now=now, dry_run=dry_run)
