@@ -233,6 +233,67 @@ def report(since: str | None, until: str | None, only: tuple[str, ...], fmt: str
             raise InputError(f"--output: cannot write {output}: {e.strerror}") from None
 
 
+@main.command()
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help=CONFIG_HELP)
+@json_option
+@handle_errors
+def status(config_path: str | None, as_json: bool) -> None:
+    """The cluster sharing the state store: live daemons, which owns each tracker, lease
+    ages and handovers, each tracker's last cycle (docs/cli.md)."""
+    from datetime import UTC, datetime
+
+    from .config import load_config
+    from .daemon import cluster_view
+    from .manager import get_plugin_manager
+    from .store import open_store
+
+    cfg = load_config(config_path, pm=get_plugin_manager())
+    st = open_store(cfg.state, password=cfg.state_password)
+    try:
+        view = cluster_view(st.leases(), "") if st.shared else {"me": "", "daemons": [],
+                                                                  "leases": {}}
+        last: dict[str, dict[str, Any]] = {}
+        for rep in reversed(st.last_cycles(200)):  # oldest first: the newest wins
+            for t in rep.get("trackers", []):
+                last[t["tracker"]] = {"at": rep.get("now"), "aborted": t.get("aborted"),
+                                      "evaluated": t.get("evaluated"),
+                                      "errors": len(t.get("errors", []))}
+    finally:
+        st.close()
+    trackers = {}
+    for tc in cfg.trackers:
+        lease = view["leases"].get(tc.name)
+        trackers[tc.name] = {
+            "owner": None if lease is None else lease["owner"],
+            "lease_age_seconds": None if lease is None else lease["age_seconds"],
+            "handovers": 0 if lease is None else lease["handovers"],
+            "token": None if lease is None else lease["token"],
+            "last_cycle": last.get(tc.name)}
+    doc = {"state": "postgresql" if cfg.state_is_shared else "sqlite",
+           "now": datetime.now(UTC).isoformat(timespec="seconds"),
+           "daemons": [{"owner": d, "trackers": sorted(
+               n for n, t in trackers.items() if t["owner"] == d)} for d in view["daemons"]],
+           "trackers": trackers}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if not cfg.state_is_shared:
+        click.echo("state: SQLite (one daemon per store: no leases)")
+    else:
+        click.echo(f"{len(doc['daemons'])} live daemons on the PostgreSQL store")
+        for d in doc["daemons"]:
+            click.echo(f"  {d['owner']}: {', '.join(d['trackers']) or '(no tracker)'}")
+    for name, t in trackers.items():
+        owner = t["owner"] or ("nobody" if cfg.state_is_shared else "-")
+        age = "" if t["lease_age_seconds"] is None else \
+            f", lease age {t['lease_age_seconds']:.0f} s, {t['handovers']} handovers"
+        lc = t["last_cycle"]
+        cyc = "never" if lc is None else \
+            f"{lc['at']} ({'failed' if lc['aborted'] else 'ok'}, {lc['evaluated']} evaluated)"
+        click.echo(f"{name}: owner {owner}{age}; last cycle {cyc}")
+
+
 register_commands(main)
 
 
