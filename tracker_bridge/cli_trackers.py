@@ -229,7 +229,7 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     from .config import load_config
     from .manager import get_plugin_manager
     from .plan import plan
-    from .store import Store
+    from .store import open_store
     from .sync import before_write, history_mark, make_backend, ticket_fetched
 
     name, sep, key = ref.partition(":")
@@ -246,8 +246,10 @@ def explain(ref: str, now: str | None, config_path: str | None, as_json: bool) -
     finally:
         backend.close()
     stored = first_sync = None
-    if Path(cfg.state).exists():
-        with Store(cfg.state) as st:
+    # a PostgreSQL store always exists once configured; a SQLite one only once synced (and
+    # explain never creates it)
+    if cfg.state_is_shared or Path(cfg.state).exists():
+        with open_store(cfg.state, password=cfg.state_password) as st:
             stored = st.ticket(tc.name, ticket.key)
             first_sync = history_mark(st, tc.name, at)
     else:
