@@ -14,7 +14,7 @@ import click
 from . import __version__
 from .cli_common import handle_errors, json_option, parse_iso, parse_now, print_verdict
 from .cli_trackers import CONFIG_HELP, load_plugin_commands, register_commands
-from .errors import InputError
+from .errors import InputError, StoreError
 
 
 class _Commands(click.Group):
@@ -174,12 +174,12 @@ def report(since: str | None, until: str | None, only: tuple[str, ...], fmt: str
            output: str | None, config_path: str | None, as_json: bool) -> None:
     """SLA compliance per month, tracker, class and plan from the state store, against the
     policy's goal (docs/report.md). --json is --format json."""
-    import sqlite3
     from pathlib import Path
 
     from .compliance import aggregate, print_text, read_tickets, to_csv
     from .config import load_config
     from .manager import get_plugin_manager
+    from .store import open_reader
 
     if as_json:
         fmt = "json"
@@ -189,21 +189,16 @@ def report(since: str | None, until: str | None, only: tuple[str, ...], fmt: str
     cfg = load_config(config_path, pm=get_plugin_manager(), resolve_secrets=False)
     for name in only:
         cfg.tracker(name)
-    state = Path(cfg.state)
-    if not state.is_file():
-        raise InputError(f"{cfg.source}: state: no state store at {state} "
+    if not cfg.state_is_shared and not Path(cfg.state).is_file():
+        raise InputError(f"{cfg.source}: state: no state store at {cfg.state} "
                          "(run `tracker-bridge sync --once` first)")
     try:
         # read-only: a report never writes to, or migrates, the daemon's store
-        db = sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        try:
+        with open_reader(cfg.state, password=cfg.state_password) as db:
             tickets = read_tickets(db)
-        finally:
-            db.close()
-    except sqlite3.Error as e:
-        raise InputError(f"{cfg.source}: state: cannot read the state store {state}: {e} "
-                         "(a store from an older tracker-bridge is upgraded by its next "
-                         "sync)") from None
+    except StoreError as e:  # (the password masked by the store)
+        raise InputError(f"{cfg.source}: state: {e} (a store from an older tracker-bridge "
+                         "is upgraded by its next sync)") from None
     doc = aggregate(tickets, goal=float(cfg.policy_obj.goal), since=start, until=end,
                     trackers=only or None)
     doc["policy"] = cfg.policy_obj.name

@@ -33,7 +33,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store_base import Reader
 
 #: the metrics whose verdict lists ``occurrences`` (core.verdict.RECURRING)
 RECURRING = ("update", "tier_response", "escalation_response")
@@ -260,13 +263,13 @@ WITH ranked AS (
     FROM verdicts
 ), history AS (
     SELECT tracker, key, min(evaluated_at) AS first_seen,
-           max(coalesce(json_extract(verdict, '$.level_index'), 0)) AS top_level,
-           json_group_array(DISTINCT tier) FILTER (WHERE tier IS NOT NULL) AS tiers
+           max(coalesce({level_index}, 0)) AS top_level,
+           {tiers} AS tiers
     FROM verdicts GROUP BY tracker, key
 ), top AS (
     SELECT v.tracker, v.key, max(v.level) AS level
     FROM verdicts v JOIN history h ON v.tracker = h.tracker AND v.key = h.key
-    WHERE json_extract(v.verdict, '$.level_index') = h.top_level GROUP BY v.tracker, v.key
+    WHERE {v_level_index} = h.top_level GROUP BY v.tracker, v.key
 )
 SELECT r.tracker, r.key, r.evaluated_at, r.status, r.class, r.plan, r.verdict,
        h.first_seen, h.top_level, h.tiers, top.level,
@@ -280,18 +283,26 @@ ORDER BY r.tracker, r.key
 """
 
 
-def read_tickets(db: sqlite3.Connection) -> list[TicketFacts]:
+def read_tickets(db: Reader | sqlite3.Connection) -> list[TicketFacts]:
     """Every ticket with a recorded verdict, as of its latest verdict.
 
+    ``db``: a read-only view of either store (``tracker_bridge.store.open_reader``; one SQL
+    for SQLite and PostgreSQL, its JSON bits from the reader), or an sqlite3 connection.
     A ticket recorded before the store kept creation instants (schema v4 and older, until
-    the next sync records it) counts from its first evaluation instead. The connection may be
-    read-only: nothing is written.
+    the next sync records it) counts from its first evaluation instead. Nothing is written.
     """
-    have = {r[1] for r in db.execute("PRAGMA table_info(tickets)")}
+    if isinstance(db, sqlite3.Connection):
+        from .store_base import SqliteReader
+
+        db = SqliteReader(db)
+    have = db.columns("tickets")
     cols = ", ".join(f"t.{c}" if c in have else "NULL"
                      for c in ("created", "url", "subject", "reopens"))
+    sql = _LATEST.format(report_columns=cols, level_index=db.json_int("verdict", "level_index"),
+                         v_level_index=db.json_int("v.verdict", "level_index"),
+                         tiers=db.json_text_array("tier"))
     out = []
-    for row in db.execute(_LATEST.format(report_columns=cols)):
+    for row in db.rows(sql):
         (tracker, key, evaluated_at, status, class_, plan, verdict, first_seen, top_level,
          tiers, level, created, url, subject, reopens) = tuple(row)
         v = json.loads(verdict)

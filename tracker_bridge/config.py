@@ -497,7 +497,7 @@ def parse_config(data: Any, *, source: str = "<string>", base: Path | None = Non
         if not cfg.state_is_shared:
             problems.append(("state_credentials",
                              "only a postgresql:// state has credentials (state is a file)"))
-        elif resolve_secrets:
+        else:  # (always: `report` reads a PostgreSQL store without tracker credentials)
             secret, err = _resolve_secret(cfg.state_credentials, base, "state_credentials")
             if err:
                 problems.append(("state_credentials", err))

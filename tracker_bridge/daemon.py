@@ -430,7 +430,7 @@ class Daemon:
         policy = cfg.policy_obj
         return statuspage.page(
             cfg.state, goal=float(policy.goal), zone=ZoneInfo(policy.timezone),
-            health=self.health.snapshot(),
+            health=self.health.snapshot(), password=cfg.state_password,
             business_days={n: c.business_day for n, c in policy.calendars.items()})
 
     # -- the loop ---------------------------------------------------------------------------------

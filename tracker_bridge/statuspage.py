@@ -2,7 +2,8 @@
 ``/status``, 127.0.0.1 only): how the desk is doing, read-only, from the state store.
 
 Two steps, as for the report. :func:`collect` reads the store (a read-only connection of its
-own, per request: the daemon's transaction is never waited for or blocked) and the daemon's
+own, per request, SQLite or PostgreSQL: the daemon's transaction is never waited for or
+blocked) and the daemon's
 tracker health into a plain model; :func:`render` turns a model into one HTML page. Both are
 tested without a daemon. The page shows:
 
@@ -23,7 +24,6 @@ Content-Security-Policy that allows no script and nothing from elsewhere
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from . import compliance
+from .errors import ConfigError, StoreError
 from .plan import human_remaining, human_time
 
 #: how often the page reloads itself
@@ -82,15 +83,15 @@ class Model:
     problem: str | None = None
 
 
-def _open_keys(db: sqlite3.Connection) -> set[tuple[str, str]]:
-    return {(r[0], r[1]) for r in db.execute("SELECT tracker, key FROM tickets WHERE is_open=1")}
-
-
 def collect(state: str | Path, *, now: datetime, goal: float, zone: ZoneInfo,
             health: tuple[bool, Mapping[str, Any]] | None = None,
-            business_days: Mapping[str, timedelta] | None = None) -> Model:
-    """The page's model from the state store at ``state`` (read only) and the daemon's
-    health snapshot (``Health.snapshot()``)."""
+            business_days: Mapping[str, timedelta] | None = None,
+            password: str | None = None) -> Model:
+    """The page's model from the state store ``state`` names (an SQLite file or a
+    ``postgresql://`` URL with its ``password``; read only) and the daemon's health snapshot
+    (``Health.snapshot()``)."""
+    from .store import open_reader  # (the store modules only when the page is opened)
+
     model = Model(now=now, zone=zone, goal=goal, business_days=dict(business_days or {}))
     if health is not None:
         model.healthy, doc = health
@@ -98,18 +99,13 @@ def collect(state: str | Path, *, now: datetime, goal: float, zone: ZoneInfo,
     start = date(now.astimezone(UTC).year, now.astimezone(UTC).month, 1)
     model.month_name = f"{start:%B %Y} (UTC)"
     try:
-        db = sqlite3.connect(f"file:{Path(state).resolve()}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error as e:
+        with open_reader(state, password=password) as db:
+            open_keys = {(r[0], r[1]) for r in
+                         db.rows("SELECT tracker, key FROM tickets WHERE is_open=1")}
+            facts = compliance.read_tickets(db)
+    except (StoreError, ConfigError) as e:  # (the password masked by the store)
         model.problem = f"the state store cannot be read: {e}"
         return model
-    try:
-        open_keys = _open_keys(db)
-        facts = compliance.read_tickets(db)
-    except sqlite3.Error as e:
-        model.problem = f"the state store cannot be read: {e}"
-        return model
-    finally:
-        db.close()
     rows: list[Row] = []
     for t in facts:
         if (t.tracker, t.key) not in open_keys:
@@ -269,7 +265,7 @@ def render(model: Model) -> str:
 def page(state: str | Path, *, goal: float, zone: ZoneInfo,
          health: tuple[bool, Mapping[str, Any]] | None = None,
          business_days: Mapping[str, timedelta] | None = None,
-         now: datetime | None = None) -> str:
+         now: datetime | None = None, password: str | None = None) -> str:
     """:func:`collect` then :func:`render`, at ``now`` (default: the clock)."""
     return render(collect(state, now=now or datetime.now(UTC), goal=goal, zone=zone,
-                          health=health, business_days=business_days))
+                          health=health, business_days=business_days, password=password))

@@ -34,6 +34,8 @@ from .store_base import (
     Lease,
     LeaseInfo,
     LeaseLost,
+    Reader,
+    SqliteReader,
     TicketState,
     from_ts,
     owner_id,
@@ -41,8 +43,9 @@ from .store_base import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION", "BaseStore", "Lease", "LeaseInfo", "LeaseLost", "Store", "TicketState",
-    "from_ts", "is_postgresql_url", "open_store", "owner_id", "ts",
+    "SCHEMA_VERSION", "BaseStore", "Lease", "LeaseInfo", "LeaseLost", "Reader", "Store",
+    "TicketState", "from_ts", "is_postgresql_url", "open_reader", "open_store", "owner_id",
+    "ts",
 ]
 
 _FAR = datetime(9999, 1, 1, tzinfo=UTC)
@@ -63,6 +66,17 @@ def open_store(state: str | Path, *, password: str | None = None) -> BaseStore:
 
         return PostgresStore(str(state), password=password)
     return Store(state)
+
+
+def open_reader(state: str | Path, *, password: str | None = None) -> Reader:
+    """A read-only view of the store ``state`` names (``report``, the status page): never
+    creates, migrates or writes it; :class:`StoreError` (password masked) when it cannot be
+    read."""
+    if is_postgresql_url(state):
+        from .store_pg import PostgresReader
+
+        return PostgresReader(str(state), password=password)
+    return SqliteReader(state)
 
 
 class Store(BaseStore):

@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .core.verdict import Verdict
@@ -605,6 +607,90 @@ class BaseStore:
     def leases(self) -> list[LeaseInfo]:
         """Every tracker's lease (status pages, metrics)."""
         raise NotImplementedError
+
+
+class Reader:
+    """A read-only view of a state store, for ``report`` and the status page: one snapshot
+    (a read-only transaction), no migration, never a write, errors as :class:`StoreError`
+    (the password masked). The few SQL dialect bits readers need (JSON in text columns) come
+    from :meth:`json_int` and :meth:`json_text_array`, so readers' SQL stays shared. Open
+    one with ``tracker_bridge.store.open_reader``."""
+
+    #: "sqlite" or "postgresql"
+    dialect: str = ""
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one query (``?`` placeholders)."""
+        raise NotImplementedError
+
+    def columns(self, table: str) -> set[str]:
+        """The columns ``table`` has (a store from an older version lacks some)."""
+        raise NotImplementedError
+
+    def json_int(self, column: str, key: str) -> str:
+        """SQL: the integer at top-level ``key`` of the JSON text in ``column`` (or NULL)."""
+        raise NotImplementedError
+
+    def json_text_array(self, expr: str) -> str:
+        """SQL (an aggregate): the distinct non-NULL values of ``expr`` as JSON array text."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SqliteReader(Reader):
+    """A read-only connection to an SQLite store file (``mode=ro``: never created, never
+    migrated; WAL lets it read while a daemon writes)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str] | sqlite3.Connection, *,
+                 timeout: float = 30) -> None:
+        """:param path: the store file, or a connection already open (read as it is)"""
+        if isinstance(path, sqlite3.Connection):
+            self.db, self.path = path, "(an open connection)"
+            return
+        self.path = str(path)
+        try:
+            uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, timeout=timeout)
+            self.db.execute("BEGIN")  # one snapshot for every query of this reader
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read the state store {self.path}: {e}") from None
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return [tuple(r) for r in self.db.execute(sql, tuple(args))]
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read the state store {self.path}: {e}") from None
+
+    def columns(self, table: str) -> set[str]:
+        if not table.isidentifier():
+            msg = f"unknown table {table!r}"
+            raise ValueError(msg)
+        return {r[1] for r in self.rows(f"PRAGMA table_info({table})")}
+
+    def json_int(self, column: str, key: str) -> str:
+        return f"json_extract({column}, '$.{key}')"
+
+    def json_text_array(self, expr: str) -> str:
+        return f"json_group_array(DISTINCT {expr}) FILTER (WHERE {expr} IS NOT NULL)"
+
+    def describe(self) -> str:
+        return self.path
+
+    def close(self) -> None:
+        self.db.close()
 
 
 def _masked(value: Any) -> Any:

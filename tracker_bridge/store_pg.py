@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError, StoreError
 from .masking import mask_secrets
-from .store_base import BaseStore, Lease, LeaseInfo, LeaseLost
+from .store_base import BaseStore, Lease, LeaseInfo, LeaseLost, Reader
 
 #: the advisory lock key serialising schema migrations of daemons starting together
 _MIGRATION_LOCK = 0x7472_6272  # "trbr"
@@ -257,3 +257,64 @@ class PostgresStore(BaseStore):
             "FROM leases ORDER BY tracker")
         return [LeaseInfo(r[0], r[1], int(r[2]), r[3], r[4], r[5], int(r[6]), bool(r[7]),
                           r[8]) for r in rows]
+
+
+class PostgresReader(Reader):
+    """A read-only session on a PostgreSQL store (``report``, the status page): one
+    REPEATABLE READ READ ONLY transaction, so every query sees the same snapshot; nothing is
+    migrated or written; a statement limit so a page never hangs on a stuck server."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, password: str | None = None, connect_timeout: int = 10,
+                 statement_timeout: timedelta = timedelta(seconds=30)) -> None:
+        self.url, self._password = url, password
+        if urlsplit(url).password:
+            msg = ("a password in the state URL is not accepted: put it under "
+                   "state_credentials: {env: NAME} or {file: PATH}")
+            raise ConfigError(safe_url(url), [("state", msg)])
+        try:
+            import psycopg
+        except ImportError:
+            msg = "a postgresql:// state needs psycopg: pip install 'tracker-bridge[postgresql]'"
+            raise ConfigError(safe_url(url), [("state", msg)]) from None
+        ms = int(statement_timeout.total_seconds() * 1000)
+        try:
+            self.db = psycopg.connect(
+                url, password=password, autocommit=True, connect_timeout=connect_timeout,
+                options=f"-c statement_timeout={ms} -c default_transaction_read_only=on "
+                        "-c TimeZone=UTC", application_name="tracker-bridge-reader")
+            self.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.Error as e:
+            raise StoreError(f"cannot read the state store {safe_url(url)}: "
+                             f"{self._mask(e)}") from None
+
+    def _mask(self, e: BaseException) -> str:
+        return mask_secrets(str(e).strip(), (self._password or "",))
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            return [tuple(r) for r in self.db.execute(PostgresStore._sql(sql), tuple(args))]
+        except psycopg.Error as e:
+            raise StoreError(f"cannot read the state store {safe_url(self.url)}: "
+                             f"{self._mask(e)}") from None
+
+    def columns(self, table: str) -> set[str]:
+        return {r[0] for r in self.rows(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema()", (table,))}
+
+    def json_int(self, column: str, key: str) -> str:
+        return f"(({column})::jsonb ->> '{key}')::bigint"
+
+    def json_text_array(self, expr: str) -> str:
+        return (f"coalesce(json_agg(DISTINCT {expr}) FILTER (WHERE {expr} IS NOT NULL), "
+                "'[]')::text")
+
+    def describe(self) -> str:
+        return safe_url(self.url)
+
+    def close(self) -> None:
+        self.db.close()

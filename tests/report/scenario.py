@@ -60,10 +60,12 @@ def status(start: datetime, minutes: int, from_: str, to: str) -> HistoryEvent:
     return HistoryEvent(at=_m(start, minutes), kind="status", by="agent", from_=from_, to=to)
 
 
-def write_config(tmp_path: Path, instance: str = "desk") -> Path:
+def write_config(tmp_path: Path, instance: str = "desk", state: str = "state.sqlite",
+                 **top: Any) -> Path:
+    """The desk's config; ``state``/``top``: e.g. a postgresql:// state and its credentials."""
     (tmp_path / "policy.yaml").write_text(POLICY)
     doc: dict[str, Any] = {
-        "policy": "policy.yaml", "state": "state.sqlite",
+        "policy": "policy.yaml", "state": state, **top,
         "trackers": [{"name": "desk", "backend": "memory", "options": {"instance": instance},
                       "write": dict(WRITE)}]}
     path = tmp_path / "tracker-bridge.yaml"
@@ -94,13 +96,14 @@ def seed(desk: MemoryTracker) -> None:
     desk.add(t)
 
 
-def run_scenario(tmp_path: Path, instance: str = "desk") -> Path:
+def run_scenario(tmp_path: Path, instance: str = "desk", state: str = "state.sqlite",
+                 **top: Any) -> Path:
     """Seed the tickets, sync at FIRST_SYNC and SECOND_SYNC; return the config's path."""
     MemoryTracker.forget_all()
     desk = MemoryTracker.named(instance)
     desk.clock = lambda: SECOND_SYNC
     seed(desk)
-    path = write_config(tmp_path, instance)
+    path = write_config(tmp_path, instance, state, **top)
     pm = get_plugin_manager(load_entrypoints=False)
     cfg = load_config(path, pm=pm)
     for now in (FIRST_SYNC, SECOND_SYNC):
