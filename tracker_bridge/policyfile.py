@@ -64,6 +64,7 @@ from .core.policy import (
     Classify,
     Completeness,
     Condition,
+    ConfirmedClosure,
     Escalation,
     Level,
     Matrix,
@@ -515,6 +516,10 @@ class CompletenessModel(_Strict):
         return v
 
 
+class ConfirmedClosureModel(_Strict):
+    remind_after: DurationOrNone = None
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -536,6 +541,7 @@ class PolicyModel(_Strict):
     kb: KbModel = KbModel()
     patient_data: Annotated[PatientDataModel | None, BeforeValidator(_switch)] = None
     completeness: CompletenessModel | None = None
+    confirmed_closure: Annotated[ConfirmedClosureModel | None, BeforeValidator(_switch)] = None
 
     @field_validator("warn_at")
     @classmethod
@@ -901,6 +907,8 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
             tuple(cm.required),
             {k.strip().casefold(): tuple(v) for k, v in cm.by_category.items()},
             cm.field, cm.hold_response),
+        confirmed_closure=None if m.confirmed_closure is None else ConfirmedClosure(
+            m.confirmed_closure.remind_after),
         source=source,
     )
     _check_reach(policy, p)
@@ -964,6 +972,10 @@ def _check_reach(policy: Policy, p: _Problems) -> None:
             for tier, d in policy.tiers.response.items():
                 for cal_name in by_metric["response"]:
                     reach(d, cal_name, ("tiers", "response", tier))
+        cc = policy.confirmed_closure
+        if cc is not None and cc.remind_after is not None:
+            for cal_name in by_metric["resolution"]:
+                reach(cc.remind_after, cal_name, ("confirmed_closure", "remind_after"))
         esc = policy.escalation
         if esc is not None and esc.request_response is not None:
             for cal_name in by_metric["resolution"]:

@@ -265,3 +265,137 @@ def test_completeness_errors_name_their_path_and_line(text: str, path: str, mess
     where, msg = errors_of(text)[0]
     assert where.startswith("line 13: ") and where.endswith(path), (where, msg)
     assert message in msg
+
+
+# -- 5: confirmed closure -------------------------------------------------------------------------
+
+
+CLOSURE = "confirmed_closure: {remind_after: 2d}\n"
+
+
+def st(at: str, frm: str, to: str, by: str = "bob") -> dict[str, Any]:
+    return {"at": at + ":00+00:00", "kind": "status", "from": frm, "to": to, "by": by}
+
+
+def cm(at: str, by: str, text: str = "ok", public: bool = True) -> dict[str, Any]:
+    return {"at": at + ":00+00:00", "kind": "comment", "by": by, "text": text,
+            "public": public}
+
+
+def history_ticket(status: str, events: list[dict[str, Any]]) -> Ticket:
+    return Ticket.from_dict({**ticket().to_dict(), "status": status, "history": events})
+
+
+def at(s: str) -> datetime:
+    return datetime.fromisoformat(s + ":00+00:00")
+
+
+def test_confirmed_closure_is_off_without_the_key() -> None:
+    p = policy()
+    t = history_ticket("Closed", [st("2026-03-02T10:00", "New", "Resolved"),
+                                  st("2026-03-02T11:00", "Resolved", "Closed")])
+    v = evaluate(p, t, NOW)
+    assert "sla-closed-unconfirmed" not in v.labels
+    assert "sla-closed-unconfirmed" not in p.all_labels()
+
+
+def test_closed_by_support_without_the_customers_answer_is_labelled() -> None:
+    # 001: "This incident will not be closed until you confirm the solution has resolved your
+    # incident": resolved 10:00, closed 11:00 by bob (support); alice (reporter) said nothing
+    p = policy(CLOSURE)
+    t = history_ticket("Closed", [st("2026-03-02T10:00", "New", "Resolved"),
+                                  cm("2026-03-02T10:30", "bob", "any news?"),
+                                  st("2026-03-02T11:00", "Resolved", "Closed")])
+    v = evaluate(p, t, NOW)
+    assert "sla-closed-unconfirmed" in v.labels
+    assert v.metrics["resolution"].state == "met"  # the clock is not changed
+    assert any("closed by bob without an answer from the customer" in r for r in v.reasons)
+    assert "sla-closed-unconfirmed" in p.all_labels()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [cm("2026-03-02T10:30", "alice", "Works now, thanks")],         # a public comment
+        [st("2026-03-02T10:30", "Resolved", "Closed", by="alice")],     # she closed it
+    ],
+)
+def test_the_customers_answer_confirms(answer: list[dict[str, Any]]) -> None:
+    p = policy(CLOSURE)
+    events = [st("2026-03-02T10:00", "New", "Resolved"), *answer]
+    if answer[-1]["kind"] == "comment":
+        events.append(st("2026-03-02T11:00", "Resolved", "Closed"))
+    v = evaluate(p, history_ticket("Closed", events), NOW)
+    assert "sla-closed-unconfirmed" not in v.labels
+
+
+def test_an_answer_before_the_resolution_or_in_private_does_not_confirm() -> None:
+    p = policy(CLOSURE)
+    t = history_ticket("Closed", [cm("2026-03-02T09:30", "alice", "still broken"),
+                                  st("2026-03-02T10:00", "New", "Resolved"),
+                                  cm("2026-03-02T10:20", "alice", "note", public=False),
+                                  st("2026-03-02T11:00", "Resolved", "Closed")])
+    assert "sla-closed-unconfirmed" in evaluate(p, t, NOW).labels
+
+
+def test_a_resolved_ticket_unanswered_gets_one_reminder_after_the_configured_time() -> None:
+    p = policy(CLOSURE)  # 2d on `always`: the reminder is due 2026-03-04 10:00
+    t = history_ticket("Resolved", [st("2026-03-02T10:00", "New", "Resolved")])
+    early = evaluate(p, t, at("2026-03-04T09:59"))
+    assert not [n for n in early.notes if n.key.startswith("confirm-reminder:")]
+    assert early.next_change == at("2026-03-04T10:00")  # a daemon wakes up for it
+    assert any("reminder from 2026-03-04 10:00 UTC" in r for r in early.reasons)
+    v = evaluate(p, t, at("2026-03-04T10:00"))
+    (note,) = [n for n in v.notes if n.key.startswith("confirm-reminder:")]
+    assert note.key == "confirm-reminder:20260302T100000Z"
+    assert "marked resolved on 2026-03-02 10:00 UTC" in note.text
+    assert not note.internal
+    assert "sla-closed-unconfirmed" not in v.labels  # not closed
+    # answered: no reminder
+    answered = history_ticket("Resolved", [st("2026-03-02T10:00", "New", "Resolved"),
+                                           cm("2026-03-03T10:00", "alice", "Still checking")])
+    v = evaluate(p, answered, at("2026-03-05T10:00"))
+    assert not [n for n in v.notes if n.key.startswith("confirm-reminder:")]
+    # resolved again after a reopening: a new reminder key for the new resolution
+    again = history_ticket("Resolved", [st("2026-03-02T10:00", "New", "Resolved"),
+                                        st("2026-03-03T10:00", "Resolved", "In Progress",
+                                           by="alice"),
+                                        st("2026-03-03T12:00", "In Progress", "Resolved")])
+    v = evaluate(p, again, at("2026-03-06T10:00"))
+    assert [n.key for n in v.notes if n.key.startswith("confirm-reminder:")] == [
+        "confirm-reminder:20260303T120000Z"]
+
+
+def test_the_reminder_counts_working_time_on_the_resolution_calendar() -> None:
+    p = policy("calendars:\n  office: {week: {mon-fri: '09:00-17:00'}}\n"
+               "plans: {std: {calendar: office}}\n"
+               "confirmed_closure: {remind_after: 1bd}\n")
+    # resolved Fri 6 Mar 16:00: 1h Fri + 7h Mon -> Mon 9 Mar 16:00
+    t = history_ticket("Resolved", [st("2026-03-06T16:00", "New", "Resolved")])
+    v = evaluate(p, t, at("2026-03-09T15:00"))
+    assert v.next_change == at("2026-03-09T16:00")
+    assert not [n for n in v.notes if n.key.startswith("confirm-reminder:")]
+    v = evaluate(p, t, at("2026-03-09T16:00"))
+    assert [n.key for n in v.notes if n.key.startswith("confirm-reminder:")]
+
+
+def test_confirmed_closure_without_a_reminder_and_its_errors() -> None:
+    p = policy("confirmed_closure: true\n")
+    t = history_ticket("Resolved", [st("2026-03-02T10:00", "New", "Resolved")])
+    v = evaluate(p, t, at("2026-04-02T10:00"))
+    assert not [n for n in v.notes if n.key.startswith("confirm-reminder:")]
+    where, msg = errors_of("confirmed_closure: {remind_after: 2x}\n")[0]
+    assert where == "line 13: confirmed_closure.remind_after" and '"2x"' in msg
+    where, msg = errors_of("confirmed_closure: {remind: 2d}\n")[0]
+    assert where == "line 13: confirmed_closure.remind" and "unknown key" in msg
+
+
+def test_a_bridge_note_posted_under_the_reporters_account_is_no_answer() -> None:
+    # the bridge's API user may be the reporter (found on a real Redmine: its KB note
+    # confirmed the closure it had just labelled)
+    p = policy(CLOSURE)
+    t = history_ticket("Closed", [st("2026-03-02T10:00", "New", "Resolved"),
+                                  st("2026-03-02T11:00", "Resolved", "Closed"),
+                                  cm("2026-03-02T11:05", "alice",
+                                     "KB-ready note\n\n[tracker-bridge:note=kb]")])
+    assert "sla-closed-unconfirmed" in evaluate(p, t, NOW).labels

@@ -5,11 +5,15 @@ rule. Each rule: its label written, its note posted once, a second sync writing 
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tracker_bridge.plugins._http import parse_utc
 
 from .conftest import POLICY, RedmineEnv, tracker_section
 from .test_sync_e2e import journal_count, snapshot, sync
@@ -102,3 +106,66 @@ def test_completeness_names_the_missing_fields_as_redmine_does(redmine: RedmineE
     sync(redmine, config)
     assert "sla-needs-info" not in snapshot(redmine, proj)[bid]["SLA labels"]
     assert len(marked(redmine, bid, "needs-info")) == 1
+
+
+#: a policy of its own for the closure test: every clock on `always`, so that a reminder a few
+#: seconds of working time after the resolution is due whatever the hour the test runs at (the
+#: labels are among the example policy's, which the Redmine labels field offers)
+CLOSURE_POLICY = """
+name: closure-e2e
+statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed, Rejected]}
+classes:
+  medium: {response: 1bd, resolution: 5bd}
+default_class: medium
+confirmed_closure: {remind_after: 5s}
+"""
+
+
+def test_confirmed_closure_reminds_once_and_labels_a_close_by_support(
+        redmine: RedmineEnv, tmp_path: Path) -> None:
+    s = redmine.server
+    proj = redmine.project("desk-closure")
+    status = s.ids("issue_statuses")
+    waiting = s.create_issue(proj, "Report totals are off by one")
+    closed = s.create_issue(proj, "Printer tray not detected")
+    wid, cid = int(waiting["id"]), int(closed["id"])
+
+    def as_agent(iid: int, **attrs: Any) -> None:  # support acts as tb-agent, not the reporter
+        r = s.session().put(f"{redmine.url}/issues/{iid}.json", timeout=30,
+                            headers={"X-Redmine-Switch-User": "tb-agent"},
+                            json={"issue": attrs})
+        assert r.status_code == 204, r.text[:300]
+
+    as_agent(wid, status_id=status["Resolved"], notes="Fixed in the nightly build.")
+    as_agent(cid, status_id=status["Resolved"])
+    as_agent(cid, status_id=status["Closed"])
+    resolved_at = parse_utc(s.get_issue(wid, journals=False)["updated_on"])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(CLOSURE_POLICY, encoding="utf-8")
+    doc = {"policy": str(policy), "state": str(tmp_path / "state.sqlite"),
+           # the tickets are resolved and closed before the first sync: not adopted, judged
+           "trackers": [tracker_section(redmine, [proj], adopt_closed=False)]}
+    config = tmp_path / "tracker-bridge.yaml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    # the reminder is due 5 s of working time (`always`) after the resolution journal; the
+    # bridge reads now from this machine's clock, which Redmine shares
+    due = resolved_at + timedelta(seconds=6)
+    while datetime.now(UTC) < due:
+        time.sleep(0.5)
+
+    sync(redmine, config)
+    snap = snapshot(redmine, proj)
+    assert "sla-closed-unconfirmed" in snap[cid]["SLA labels"]
+    assert "sla-closed-unconfirmed" not in snap[wid]["SLA labels"]
+    (reminder,) = [j for j in s.get_issue(wid)["journals"]
+                   if "[tracker-bridge:note=confirm-reminder:" in (j.get("notes") or "")]
+    assert "will not be closed until you confirm" in reminder["notes"]
+    assert not [j for j in s.get_issue(cid)["journals"]
+                if "note=confirm-reminder:" in (j.get("notes") or "")]
+    journals = {i: journal_count(redmine, i) for i in (wid, cid)}
+
+    second = sync(redmine, config)
+    assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
+    assert snapshot(redmine, proj) == snap
+    assert {i: journal_count(redmine, i) for i in (wid, cid)} == journals

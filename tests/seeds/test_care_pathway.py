@@ -371,3 +371,24 @@ def test_the_handbooks_incident_details_are_required() -> None:
                fields={"priority": "Low", "component": "Pathways",
                        "category": "Technical question"})
     assert "sla-needs-info" not in verdict(p, q, "2026-03-02T10:00:00+00:00")["labels"]
+
+
+def test_closing_needs_the_customer_contacts_agreement() -> None:
+    # 000: "Lumeon support will close the incident with the agreement of the customer contact"
+    hist = [status("2026-03-02T11:00:00+00:00", "New", "Resolved")]
+    by_support = ticket("2026-03-02T09:00:00+00:00", status="Closed",
+                        fields={"priority": "Normal"},
+                        history=[*hist, status("2026-03-03T09:00:00+00:00", "Resolved", "Closed")])
+    v = verdict(policy(P), by_support, "2026-03-03T10:00:00+00:00")
+    assert "sla-closed-unconfirmed" in v["labels"]
+    by_customer = ticket("2026-03-02T09:00:00+00:00", status="Closed",
+                         fields={"priority": "Normal"},
+                         history=[*hist, status("2026-03-03T09:00:00+00:00", "Resolved",
+                                                "Closed", by="customer")])
+    v = verdict(policy(P), by_customer, "2026-03-03T10:00:00+00:00")
+    assert "sla-closed-unconfirmed" not in v["labels"]
+    # no reminder: the handbook gives no time for one
+    resolved = ticket("2026-03-02T09:00:00+00:00", status="Resolved",
+                      fields={"priority": "Normal"}, history=hist)
+    v = verdict(policy(P), resolved, "2026-06-01T10:00:00+00:00")
+    assert not [n for n in v["notes"] if n["key"].startswith("confirm-reminder:")]

@@ -266,3 +266,33 @@ def test_the_checklists_details_are_required_before_work_starts() -> None:
     v = verdict(policy(P), done, "2026-03-02T10:00:00+00:00")
     assert "sla-needs-info" not in v["labels"]
     assert not [n for n in v["notes"] if n["key"] == "needs-info"]
+
+
+# -- "This incident will not be closed until you confirm" -----------------------------------------
+
+def test_resolved_is_not_closed_until_the_customer_confirms() -> None:
+    # resolved Fri 6 Mar 2026 15:00 GMT; 5bd of core hours (8h30m a weekday, 3h30m on
+    # Saturday mornings) without the customer's answer: 2.5h Fri | Sat 3.5 (6) | Mon 14.5 |
+    # Tue 23 | Wed 31.5 | Thu 40 | Fri 13 Mar 09:00 + 2.5h = 11:30 -> one reminder
+    resolved = [status("2026-03-06T15:00:00+00:00", "New", "Resolved")]
+    t = ticket("2026-03-06T09:00:00+00:00", status="Resolved", history=resolved,
+               fields={"priority": "Normal"})
+    before = verdict(policy(P), t, "2026-03-13T11:29:00+00:00")
+    assert not [n for n in before["notes"] if n["key"].startswith("confirm-reminder:")]
+    v = verdict(policy(P), t, "2026-03-13T11:30:00+00:00")
+    (note,) = [n for n in v["notes"] if n["key"].startswith("confirm-reminder:")]
+    assert note["key"] == "confirm-reminder:20260306T150000Z"
+    assert "will not be closed until you confirm" in note["text"]
+    # closed by the agent a week later without the customer's answer: labelled
+    closed = ticket("2026-03-06T09:00:00+00:00", status="Closed", fields={"priority": "Normal"},
+                    history=[*resolved, status("2026-03-16T10:00:00+00:00", "Resolved", "Closed")])
+    assert "sla-closed-unconfirmed" in verdict(policy(P), closed, "2026-03-16T11:00:00+00:00")["labels"]
+    # the customer's "that fixed it" first: confirmed
+    confirmed = ticket(
+        "2026-03-06T09:00:00+00:00", status="Closed", fields={"priority": "Normal"},
+        history=[*resolved,
+                 {"at": "2026-03-09T09:10:00+00:00", "kind": "comment", "by": "customer",
+                  "public": True, "text": "That fixed it, thank you."},
+                 status("2026-03-09T10:00:00+00:00", "Resolved", "Closed")])
+    v = verdict(policy(P), confirmed, "2026-03-16T11:00:00+00:00")
+    assert "sla-closed-unconfirmed" not in v["labels"]

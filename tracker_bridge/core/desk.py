@@ -13,6 +13,10 @@ sync layer. Pure: no I/O, the instant ``now`` comes in from the engine.
   ``<prefix>needs-info`` and one note (``needs-info``) listing them, in the tracker's own
   field names once the sync layer names them (:meth:`MissingNote.named`); with
   ``hold_response`` the response clock starts when the ticket became complete.
+- ``confirmed_closure``: a resolved ticket the customer (its reporter) has not answered since
+  its resolution gets one reminder note (``confirm-reminder:<resolved at>``) once
+  ``remind_after`` has passed; a ticket closed by someone else with no answer from the
+  customer since its resolution gets ``<prefix>closed-unconfirmed``.
 """
 
 from __future__ import annotations
@@ -201,3 +205,42 @@ class MissingNote(Note):
         tracker config's ``fields:`` map, normalized -> tracker field)."""
         shown = tuple(field_display(names[n]) if n in names else n for n in self.missing)
         return Note("needs-info", needs_info_text(shown, self.category))
+
+
+# -- confirmed closure ----------------------------------------------------------------------------
+
+
+def customer_answered(ticket: Ticket, ats: Sequence[int], since: int, now_us: int) -> bool:
+    """Whether the reporter commented in public (not a bridge note: the bridge may post as
+    the reporter's account) or changed the status in [since, now]."""
+    reporter = ticket.reporter
+    for ev, at in zip(ticket.history, ats, strict=True):
+        if at < since or at > now_us or ev.by is None or ev.by != reporter:
+            continue
+        if ev.kind == "status":
+            return True
+        if ev.kind == "comment" and ev.public and not _bridge_note(ev.text):
+            return True
+    return False
+
+
+def _bridge_note(text: str | None) -> bool:
+    """Whether a comment is one of the bridge's own notes (it carries a marker)."""
+    return bool(text) and _MARKER_START in text and NOTE_MARKER_RE.search(text) is not None  # type: ignore[operator]
+
+
+def closed_by(ticket: Ticket, ats: Sequence[int], now_us: int) -> str | None:
+    """Who made the last status change up to now (the one into the closed status)."""
+    who = None
+    for ev, at in zip(ticket.history, ats, strict=True):
+        if at <= now_us and ev.kind == "status":
+            who = ev.by
+    return who
+
+
+def reminder_text(resolved_text: str) -> str:
+    return (
+        f"Awaiting your confirmation: this ticket was marked resolved on {resolved_text}. It "
+        "will not be closed until you confirm that the solution has resolved your incident: "
+        "please reply to confirm, or tell us what is still wrong."
+    )

@@ -39,7 +39,17 @@ from zoneinfo import ZoneInfo
 import re2
 
 from .calendar import HORIZON, BusinessCalendar, from_us, to_us
-from .desk import MissingNote, PhiChecker, complete_since, missing_fields, phi_notes, phi_places
+from .desk import (
+    MissingNote,
+    PhiChecker,
+    closed_by,
+    complete_since,
+    customer_answered,
+    missing_fields,
+    phi_notes,
+    phi_places,
+    reminder_text,
+)
 from .durations import Duration, format_duration
 from .kb import kb_note
 from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
@@ -244,6 +254,8 @@ class _Compiled:
         self.phi_label = policy.label("phi-detected")
         self.completeness = policy.completeness
         self.needs_info_label = policy.label("needs-info")
+        self.closure = policy.confirmed_closure
+        self.unconfirmed_label = policy.label("closed-unconfirmed")
 
     # -- lookups from ticket values ----------------------------------------------------------
 
@@ -687,6 +699,21 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
                 text = f"completeness ({which}): complete"
                 if hold and start is not None:
                     text += f" since {_local(policy, start)}; the response clock runs from then"
+            out.append(text)
+        elif kind == "closure":
+            _, group, answered, by, unconfirmed, remind_at, label = step
+            if group == "closed" and unconfirmed:
+                text = (f"closure: closed by {by or 'someone unknown'} without an answer from "
+                        f"the customer after the resolution ({label})")
+            elif group == "closed":
+                text = ("closure: closed after the customer answered" if answered
+                        else "closure: closed by the customer")
+            elif answered:
+                text = "closure: resolved; the customer has answered since"
+            else:
+                text = "closure: resolved, awaiting the customer's confirmation"
+                if remind_at is not None:
+                    text += f"; reminder from {_local(policy, remind_at)}"
             out.append(text)
         elif kind == "phi":
             _, places, label = step
@@ -1361,6 +1388,29 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     if missing:
         labels.add(c.needs_info_label)
         notes.append(MissingNote.of(missing, category))
+    cc = c.closure
+    if cc is not None and stopped_at is not None and ticket.reporter is not None:
+        answered = customer_answered(ticket, ats, stopped_at, now_us)
+        if status_now == "closed":
+            by = closed_by(ticket, ats, now_us)
+            unconfirmed = not answered and by != ticket.reporter
+            if unconfirmed:
+                labels.add(c.unconfirmed_label)
+            steps.append(("closure", status_now, answered, by, unconfirmed, None,
+                          c.unconfirmed_label))
+        else:  # resolved, awaiting the customer's confirmation
+            remind_at = None
+            if cc.remind_after is not None and not answered:
+                cal = res_info[0]
+                remind_at = cal.add_us(stopped_at, cc.remind_after.resolve(cal.business_day) // _US)
+                if remind_at <= now_us:
+                    stamp = from_us(stopped_at).strftime("%Y%m%dT%H%M%SZ")
+                    notes.append(Note.later("confirm-reminder:" + stamp, partial(
+                        reminder_text, _local(policy, stopped_at))))
+                else:
+                    candidates.append(remind_at)
+            steps.append(("closure", status_now, answered, None, False, remind_at,
+                          c.unconfirmed_label))
     if c.phi is not None:
         places = phi_places(policy, c.phi, ticket, ats, now_us, partial(_local, policy))
         if places:

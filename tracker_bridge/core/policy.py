@@ -188,6 +188,15 @@ class Completeness:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmedClosure:
+    """``confirmed_closure``: resolved is not closed until the customer (the reporter)
+    confirms; ``remind_after``: working time after resolution, on the class's resolution
+    calendar, before one reminder note (None: no reminder)."""
+
+    remind_after: Duration | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
 
@@ -213,6 +222,7 @@ class Policy:
     #: the desk rules (docs/policy.md, "Desk rules"); None: the rule is off
     patient_data: PatientData | None = None
     completeness: Completeness | None = None
+    confirmed_closure: ConfirmedClosure | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -355,5 +365,7 @@ class Policy:
             out.append(self.label("phi-detected"))
         if self.completeness is not None:
             out.append(self.label("needs-info"))
+        if self.confirmed_closure is not None:
+            out.append(self.label("closed-unconfirmed"))
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]
