@@ -132,7 +132,17 @@ class PostgresStore(BaseStore):
             raise StoreError(msg) from None
 
     def _x(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        if not self._in_cycle:
+            self._revive()
         return self._run(self.db.execute, self._sql(sql), tuple(args))
+
+    def _revive(self) -> None:
+        """Outside a transaction, replace a connection that broke (the database restarted,
+        the network dropped it) by a new one: without this, a daemon cut off for less than a
+        lease would keep its lease and fail every cycle on the dead connection. Inside a
+        transaction a broken connection fails the cycle (rolled back by the server)."""
+        if self.db.closed:
+            self.db = self._connect()  # (StoreError, password masked, while still cut off)
 
     def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         rows = [tuple(r) for r in rows]
@@ -141,6 +151,7 @@ class PostgresStore(BaseStore):
                 self._run(cur.executemany, self._sql(sql), rows)
 
     def _begin(self, *, write: bool) -> None:
+        self._revive()
         self._run(self.db.execute, "BEGIN" if write else "BEGIN READ ONLY")
 
     def _end(self, *, commit: bool) -> None:
