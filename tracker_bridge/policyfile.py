@@ -58,9 +58,11 @@ from .core.durations import (
     parse_percent,
 )
 from .core.policy import (
+    CATEGORY_KINDS,
     CLASS_METRICS,
     RESPONSE_EVENTS,
     STATUS_GROUPS,
+    Categories,
     Classify,
     Completeness,
     Condition,
@@ -520,6 +522,21 @@ class ConfirmedClosureModel(_Strict):
     remind_after: DurationOrNone = None
 
 
+class CategoriesModel(_Strict):
+    field: str = "category"
+    question: list[str] = []
+    incident: list[str] = []
+    enhancement: list[str] = []
+    question_class: str | None = None
+
+    @field_validator("question", "incident", "enhancement", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(x) if not isinstance(x, str) else x for x in v]
+        return v
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -542,6 +559,7 @@ class PolicyModel(_Strict):
     patient_data: Annotated[PatientDataModel | None, BeforeValidator(_switch)] = None
     completeness: CompletenessModel | None = None
     confirmed_closure: Annotated[ConfirmedClosureModel | None, BeforeValidator(_switch)] = None
+    categories: CategoriesModel | None = None
 
     @field_validator("warn_at")
     @classmethod
@@ -695,6 +713,20 @@ def _check_refs(m: PolicyModel, p: _Problems) -> None:
         if m.escalation.request_response is not None and m.escalation.requested_label is None:
             p.add(("escalation", "request_response"),
                   "needs `requested_label`: the clock starts when that label is added")
+    if m.categories is not None:
+        cg = m.categories
+        need("class", classes, cg.question_class, ("categories", "question_class"))
+        owner: dict[str, str] = {}
+        for kind in CATEGORY_KINDS:
+            for i, value in enumerate(getattr(cg, kind)):
+                folded = value.strip().casefold()
+                if folded in owner:
+                    p.add(("categories", kind, i),
+                          f'"{value}" is already a category of kind {owner[folded]}')
+                owner.setdefault(folded, kind)
+        if not owner:
+            p.add(("categories",), "maps nothing: list values under question, incident or "
+                  "enhancement")
     if m.completeness is not None and not (m.completeness.required
                                            or m.completeness.by_category):
         p.add(("completeness",), "requires nothing: give `required` (the default set) or "
@@ -907,6 +939,9 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
             tuple(cm.required),
             {k.strip().casefold(): tuple(v) for k, v in cm.by_category.items()},
             cm.field, cm.hold_response),
+        categories=None if (cg := m.categories) is None else Categories(
+            {v.strip().casefold(): kind for kind in CATEGORY_KINDS for v in getattr(cg, kind)},
+            cg.field, cg.question_class),
         confirmed_closure=None if m.confirmed_closure is None else ConfirmedClosure(
             m.confirmed_closure.remind_after),
         source=source,

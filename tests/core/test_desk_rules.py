@@ -399,3 +399,74 @@ def test_a_bridge_note_posted_under_the_reporters_account_is_no_answer() -> None
                                   cm("2026-03-02T11:05", "alice",
                                      "KB-ready note\n\n[tracker-bridge:note=kb]")])
     assert "sla-closed-unconfirmed" in evaluate(p, t, NOW).labels
+
+
+# -- 4: categories --------------------------------------------------------------------------------
+
+
+CATEGORIES = """
+categories:
+  field: category
+  question: [Technical question]
+  incident: [Support incident]
+  enhancement: [Enhancement request]
+  question_class: question
+"""
+WITH_QUESTION = BASE.replace("default_class: normal",
+                             "  question: {response: 2h, resolution: 3d}\n"
+                             "default_class: normal")
+
+
+def cat_policy(extra: str = CATEGORIES) -> Any:
+    return load_policy_text(WITH_QUESTION + extra, "desk.yaml")
+
+
+def test_an_enhancement_request_has_no_resolution_target_and_a_label() -> None:
+    p = cat_policy()
+    t = ticket(fields={"category": "enhancement REQUEST", "priority": "High"})
+    v = evaluate(p, t, datetime(2026, 3, 9, 12, tzinfo=UTC))  # a week later
+    res = v.metrics["resolution"]
+    assert res.state == "no_target" and res.due is None and res.target is None
+    assert "sla-breached-resolution" not in v.labels
+    assert not [n for n in v.notes if n.key == "breach:resolution"]
+    assert v.metrics["response"].target is not None  # it is still answered
+    assert "sla-enhancement" in v.labels and "sla-enhancement" in p.all_labels()
+    assert any("enhancement request, no resolution target" in r for r in v.reasons)
+    # an incident keeps its target
+    inc = evaluate(p, ticket(fields={"category": "Support incident"}), NOW)
+    assert inc.metrics["resolution"].target is not None and "sla-enhancement" not in inc.labels
+
+
+def test_a_technical_question_has_its_own_targets() -> None:
+    p = cat_policy()
+    v = evaluate(p, ticket(fields={"category": "Technical question"}), NOW)
+    assert v.class_ == "question" and v.class_rule == "category:category"
+    assert v.metrics["response"].target.total_seconds() == 2 * 3600
+    assert "sla-question" in v.labels
+    assert any("a technical question: its own class question" in r for r in v.reasons)
+    # without question_class a question keeps the class its priority gives
+    p = cat_policy(CATEGORIES.replace("  question_class: question\n", ""))
+    assert evaluate(p, ticket(fields={"category": "Technical question"}), NOW).class_ == "normal"
+
+
+def test_categories_are_off_without_the_key() -> None:
+    p = policy()
+    v = evaluate(p, ticket(fields={"category": "Enhancement request"}), NOW)
+    assert v.metrics["resolution"].target is not None and "sla-enhancement" not in v.labels
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("categories: {question: [Q], question_class: asked}\n", "categories.question_class",
+         'class "asked" does not exist'),
+        ("categories: {question: [Q], enhancement: [q]}\n", "categories.enhancement[0]",
+         "already a category of kind question"),
+        ("categories: {field: category}\n", "categories", "maps nothing"),
+        ("categories: {requests: [x]}\n", "categories.requests", "unknown key"),
+    ],
+)
+def test_categories_errors_name_their_path_and_line(text: str, path: str, message: str) -> None:
+    where, msg = errors_of(text)[0]
+    assert where.startswith("line 13: ") and where.endswith(path), (where, msg)
+    assert message in msg

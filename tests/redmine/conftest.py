@@ -37,7 +37,9 @@ HUMAN_LABELS = ("customer-vip", "escalation-requested", "customer-label")
 #: sla- values the tests write besides the example policy's
 EXTRA_SLA_LABELS = ("sla-test-a", "sla-test-b")
 #: the desk rules' labels (test_desk_rules.py turns the rules on in its own policy)
-DESK_LABELS = ("sla-phi-detected", "sla-needs-info")
+DESK_LABELS = ("sla-phi-detected", "sla-needs-info", "sla-closed-unconfirmed", "sla-enhancement")
+#: the source documents' incident categories (000), for the categories desk rule
+CATEGORIES = ("Technical question", "Support incident", "Enhancement request")
 
 BULK_COUNT = 150
 BULK_SAME_SECOND = 120  # > one page (100) stamped with the same second: forces sub-paging
@@ -56,6 +58,7 @@ def field_specs() -> list[CustomFieldSpec]:
         CustomFieldSpec("Urgency", "list", URGENCIES),
         CustomFieldSpec("Support plan", "list", PLANS),
         CustomFieldSpec("Tier", "list", TIERS),
+        CustomFieldSpec("Incident category", "list", CATEGORIES),
         CustomFieldSpec("SLA response due", "string"),
         CustomFieldSpec("SLA resolution due", "string"),
         CustomFieldSpec("SLA state", "string"),  # write.state: one line for people

@@ -169,3 +169,37 @@ def test_confirmed_closure_reminds_once_and_labels_a_close_by_support(
     assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
     assert snapshot(redmine, proj) == snap
     assert {i: journal_count(redmine, i) for i in (wid, cid)} == journals
+
+
+def test_an_enhancement_request_loses_its_resolution_deadline_and_is_labelled(
+        redmine: RedmineEnv, tmp_path: Path) -> None:
+    s = redmine.server
+    proj = redmine.project("desk-categories")
+    prio = s.ids("issue_priorities")
+    category = redmine.fields["Incident category"]
+    enh = s.create_issue(proj, "Let pathways be copied between sites", priority_id=prio["High"],
+                         custom_fields=[{"id": category, "value": "Enhancement request"}])
+    inc = s.create_issue(proj, "Pathway copy fails", priority_id=prio["High"],
+                         custom_fields=[{"id": category, "value": "Support incident"}])
+    eid, iid = int(enh["id"]), int(inc["id"])
+    # the example policy as it is (categories on); the category field mapped
+    section = tracker_section(redmine, [proj])
+    section["fields"]["category"] = "cf:Incident category"
+    doc = {"policy": str(POLICY), "state": str(tmp_path / "state.sqlite"),
+           "trackers": [section]}
+    config = tmp_path / "tracker-bridge.yaml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    sync(redmine, config)
+    snap = snapshot(redmine, proj)
+    assert "sla-enhancement" in snap[eid]["SLA labels"] and "sla-high" in snap[eid]["SLA labels"]
+    assert not snap[eid]["SLA resolution due"]         # no resolution target
+    assert snap[eid]["SLA response due"]               # but it is to be answered
+    assert "sla-enhancement" not in snap[iid]["SLA labels"]
+    assert snap[iid]["SLA resolution due"]
+    journals = {i: journal_count(redmine, i) for i in (eid, iid)}
+
+    second = sync(redmine, config)
+    assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
+    assert snapshot(redmine, proj) == snap
+    assert {i: journal_count(redmine, i) for i in (eid, iid)} == journals

@@ -392,3 +392,20 @@ def test_closing_needs_the_customer_contacts_agreement() -> None:
                       fields={"priority": "Normal"}, history=hist)
     v = verdict(policy(P), resolved, "2026-06-01T10:00:00+00:00")
     assert not [n for n in v["notes"] if n["key"].startswith("confirm-reminder:")]
+
+
+def test_an_enhancement_request_goes_to_product_management_without_a_resolution_target() -> None:
+    # 000: "Enhancement request: A request to modify the solution to overcome known limitations
+    # or functional gaps" ... "will be reported to Lumeon Product Management"
+    t = ticket("2026-03-02T09:00:00+00:00", fields={"priority": "High",
+                                                    "category": "Enhancement request"})
+    v = verdict(policy(P), t, "2026-04-02T09:00:00+00:00")  # a month later
+    assert "sla-enhancement" in v["labels"]
+    assert v["metrics"]["resolution"]["state"] == "no_target"
+    assert "sla-breached-resolution" not in v["labels"]
+    assert v["metrics"]["response"]["state"] == "breached"  # still to be answered in 1 bh
+    # a technical question keeps its severity's targets (the handbook gives it none of its own)
+    q = ticket("2026-03-02T09:00:00+00:00", fields={"priority": "High",
+                                                    "category": "Technical question"})
+    v = verdict(policy(P), q, "2026-03-02T09:30:00+00:00")
+    assert v["class"] == "high" and "sla-enhancement" not in v["labels"]

@@ -255,6 +255,8 @@ class _Compiled:
         self.completeness = policy.completeness
         self.needs_info_label = policy.label("needs-info")
         self.closure = policy.confirmed_closure
+        self.categories = policy.categories
+        self.enhancement_label = policy.label("enhancement")
         self.unconfirmed_label = policy.label("closed-unconfirmed")
 
     # -- lookups from ticket values ----------------------------------------------------------
@@ -506,6 +508,9 @@ def _why_class(why: tuple[Any, ...]) -> str:
     if kind == "matrix":
         _, m, u, i_, cls = why
         return f"{m.urgency} {u!r} x {m.impact} {i_!r} in the matrix gives {cls}"
+    if kind == "category":
+        _, field, value, cls = why
+        return f"{field} is {value!r}, a technical question: its own class {cls}"
     return f"no rule matched; the default class is {why[1]}"
 
 
@@ -688,6 +693,9 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             _, tier, spent, limit_d, escalate_to = step
             used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
             out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        elif kind == "enhancement":
+            out.append(f"category: an enhancement request, no resolution target; {step[1]} "
+                       "for product management")
         elif kind == "complete":
             _, missing, category, hold, start, label = step
             which = f"category {category}" if category else "no category: the default set"
@@ -1126,6 +1134,13 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     # -- class and plan ----------------------------------------------------------------------
     steps: list[tuple[Any, ...]] = []
     class_, rule, why = _classify(c, ticket, fields)
+    category_kind = None
+    cg = c.categories
+    if cg is not None:
+        category_kind = cg.kind(fields.get(cg.field))
+        if category_kind == "question" and cg.question_class is not None:
+            class_, rule = cg.question_class, f"category:{cg.field}"
+            why = ("category", cg.field, fields.get(cg.field), class_)
     steps.append(("class", class_, why))
     raw_plan = fields.get(policy.plan_field)
     plan_obj, plan_warning = c.plans.get(raw_plan) or c.plan_for(raw_plan)
@@ -1201,6 +1216,8 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             resp_info = c.outside_metric(class_, plan, "response")
         if "resolution" in outside:
             res_info = c.outside_metric(class_, plan, "resolution")
+    if category_kind == "enhancement":  # no resolution target: product management decides
+        res_info = (*res_info[:2], None, None, None)
     info = {"response": resp_info, "resolution": res_info}
     res_ivs, res_ongoing = _intervals(runs, running_now, created, now_us)
     if response_stop is None and response_start is None:
@@ -1339,7 +1356,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         for idx, _lv, trig in c.levels(class_, plan):
             if trig[0] is not None:
                 threshold = trig[1]
-                if threshold is None:
+                if threshold is None or (category_kind == "enhancement" and trig[0] == "resolution"):
                     continue
                 clock = clocks[trig[0]]
                 if clock.elapsed >= threshold:
@@ -1385,6 +1402,9 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         ))
 
     # -- the desk rules ---------------------------------------------------------------------------
+    if category_kind == "enhancement":
+        labels.add(c.enhancement_label)
+        steps.append(("enhancement", c.enhancement_label))
     if missing:
         labels.add(c.needs_info_label)
         notes.append(MissingNote.of(missing, category))

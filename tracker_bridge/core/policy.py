@@ -196,6 +196,25 @@ class ConfirmedClosure:
     remind_after: Duration | None = None
 
 
+#: the source documents' incident categories (000: technical question, support incident,
+#: enhancement request)
+CATEGORY_KINDS = ("question", "incident", "enhancement")
+
+
+@dataclass(frozen=True, slots=True)
+class Categories:
+    """``categories``: the values of a normalized field mapped to the document's categories
+    (case-folded value -> kind). An ``enhancement`` has no resolution target and is labelled
+    for product management; a ``question`` is evaluated under ``question_class`` when given."""
+
+    kinds: Mapping[str, str]
+    field: str = "category"
+    question_class: str | None = None
+
+    def kind(self, value: str | None) -> str | None:
+        return None if value is None else self.kinds.get(value.strip().casefold())
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
@@ -223,6 +242,7 @@ class Policy:
     patient_data: PatientData | None = None
     completeness: Completeness | None = None
     confirmed_closure: ConfirmedClosure | None = None
+    categories: Categories | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -367,5 +387,7 @@ class Policy:
             out.append(self.label("needs-info"))
         if self.confirmed_closure is not None:
             out.append(self.label("closed-unconfirmed"))
+        if self.categories is not None:
+            out.append(self.label("enhancement"))
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]
