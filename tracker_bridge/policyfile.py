@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from fractions import Fraction
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,9 +75,12 @@ from .core.policy import (
     PatientData,
     Plan,
     Policy,
+    Release,
+    Releases,
     Target,
     Tiers,
     Trigger,
+    release_key,
 )
 from .errors import ConfigError
 from .holidaycache import default_cache
@@ -537,6 +541,33 @@ class CategoriesModel(_Strict):
         return v
 
 
+class ReleaseModel(_Strict):
+    version: str
+    day: Annotated[date, AfterValidator(_closed_date)] = Field(alias="date")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        v = str(v) if isinstance(v, int | float) else v
+        if isinstance(v, str) and release_key(v) is None:
+            raise ValueError(f'"{v}" is not a version starting major.minor (e.g. 5.3 or 5.3.1)')
+        return v
+
+
+#: releases in one list (a quarterly cadence for a century is 400)
+MAX_RELEASES = 1000
+
+
+class ReleasesModel(_Strict):
+    field: str = "version"
+    list_: list[ReleaseModel] | None = Field(default=None, alias="list",
+                                             max_length=MAX_RELEASES)
+    file: str | None = None
+    sustaining: int = Field(default=3, ge=0, le=100)
+    extended_days: int = Field(default=365, ge=0, le=36_500)
+    upgrade: str = Field(default="", max_length=2000)
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -560,6 +591,7 @@ class PolicyModel(_Strict):
     completeness: CompletenessModel | None = None
     confirmed_closure: Annotated[ConfirmedClosureModel | None, BeforeValidator(_switch)] = None
     categories: CategoriesModel | None = None
+    releases: ReleasesModel | None = None
 
     @field_validator("warn_at")
     @classmethod
@@ -802,10 +834,68 @@ class _Patterns:
         return rx
 
 
+def _releases(m: ReleasesModel, p: _Problems, source: str) -> Releases | None:
+    """The release list, inline or from ``file`` (relative to the policy's directory): each
+    quarterly release once, dates rising with versions."""
+    loc: tuple[Any, ...] = ("releases",)
+    if (m.list_ is None) == (m.file is None):
+        p.add(loc, "give exactly one of `list` (the releases) or `file` (a YAML file of them)")
+        return None
+    entries: list[ReleaseModel] = list(m.list_ or ())
+    where, path = p, Path(source)
+    prefix: tuple[Any, ...] = ("releases", "list")
+    if m.file is not None:
+        base = path.parent if path.is_file() else Path.cwd()
+        path = base / m.file
+        try:
+            text = read_text(path, what="release list", limit=MAX_POLICY_BYTES)
+            data, flines = read_yaml(text, str(path))
+        except ConfigError as exc:
+            p.add((*loc, "file"), "; ".join(msg for _, msg in exc.problems) or str(exc))
+            return None
+        if not isinstance(data, list):
+            raise ConfigError(str(path), [("(top level)", "a release list is a YAML list of "
+                                                           "{version, date}")])
+        try:
+            entries = [ReleaseModel.model_validate(e) for e in data]
+        except ValidationError:
+            problems: list[tuple[str, str]] = []
+            for i, e in enumerate(data):
+                try:
+                    ReleaseModel.model_validate(e)
+                except ValidationError as exc:
+                    problems += problems_from_validation(exc, flines, (i,), data)
+            raise ConfigError(str(path), problems) from None
+        where, prefix = _Problems(flines), ()
+    ordered: list[tuple[Release, int]] = []
+    seen: dict[tuple[int, int], int] = {}
+    for i, e in enumerate(entries):
+        key = release_key(e.version)
+        assert key is not None  # validated
+        if key in seen:
+            where.add((*prefix, i, "version"), f"release {key[0]}.{key[1]} is listed twice "
+                      f"(entry {seen[key]} too)")
+        seen[key] = i
+        ordered.append((Release(e.version, key, e.day), i))
+    ordered.sort(key=lambda ri: ri[0].key)
+    for (a, _), (b, i) in pairwise(ordered):
+        if b.date <= a.date:
+            where.add((*prefix, i, "date"), f"release {b.version} ({b.date}) is not after "
+                      f"{a.version} ({a.date}): dates must rise with versions")
+    if where is not p and where.items:
+        raise ConfigError(str(path), where.items)
+    out = [r for r, _ in ordered]
+    if not out:
+        p.add(loc, "lists no release")
+        return None
+    return Releases(tuple(out), m.field, m.sustaining, m.extended_days, m.upgrade)
+
+
 def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source: str) -> Policy:
     """Check cross-references and build the :class:`Policy`; raises ConfigError."""
     p = _Problems(lines)
     _check_refs(m, p)
+    releases = None if m.releases is None else _releases(m.releases, p, source)
     try:
         from zoneinfo import ZoneInfo
 
@@ -942,6 +1032,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
         categories=None if (cg := m.categories) is None else Categories(
             {v.strip().casefold(): kind for kind in CATEGORY_KINDS for v in getattr(cg, kind)},
             cg.field, cg.question_class),
+        releases=releases,
         confirmed_closure=None if m.confirmed_closure is None else ConfirmedClosure(
             m.confirmed_closure.remind_after),
         source=source,

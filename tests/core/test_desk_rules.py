@@ -470,3 +470,139 @@ def test_categories_errors_name_their_path_and_line(text: str, path: str, messag
     where, msg = errors_of(text)[0]
     assert where.startswith("line 13: ") and where.endswith(path), (where, msg)
     assert message in msg
+
+
+# -- 3: release lifecycle -------------------------------------------------------------------------
+
+
+RELEASES = """
+releases:
+  list:
+    - {version: "5.0", date: 2025-01-06}
+    - {version: "5.1", date: 2025-04-07}
+    - {version: "5.2", date: 2025-07-07}
+    - {version: "5.3", date: 2025-10-06}
+    - {version: "6.0", date: 2026-01-05}
+  upgrade: See the upgrade guide.
+"""
+WHEN_531 = datetime(2025, 11, 3, 12, tzinfo=UTC)   # 5.3.1 current (5.3 out, 6.0 not yet)
+WHEN_600 = datetime(2026, 3, 2, 12, tzinfo=UTC)    # 6.0.0 current
+
+
+def stage_of(p: Any, version: str | None, now: datetime) -> Any:
+    t = Ticket.from_dict({**ticket().to_dict(), "created": now.isoformat(),
+                          "fields": {} if version is None else {"version": version}})
+    return evaluate(p, t, now)
+
+
+def release_labels(v: Any) -> list[str]:
+    return sorted(x for x in v.labels if x.startswith("sla-release-"))
+
+
+@pytest.mark.parametrize(
+    ("version", "now", "stage"),
+    [
+        # 000: "If the current version is 5.3.1, support will be offered for versions 5.0.0 to
+        # 5.3.1, inclusive."
+        ("5.3.1", WHEN_531, "full"),
+        ("5.2.4", WHEN_531, "sustaining"),
+        ("5.1.0", WHEN_531, "sustaining"),
+        ("5.0.0", WHEN_531, "sustaining"),
+        # "Subsequent release 6.0.0 will include support for 5.1.x to 6.0.x, inclusive."
+        ("6.0.0", WHEN_600, "full"),
+        ("5.1.7", WHEN_600, "sustaining"),
+        ("5.0.0", WHEN_600, "extended"),   # EOL 2026-01-05, one year of extended support
+        ("5.0.3", datetime(2027, 1, 4, 23, tzinfo=UTC), "extended"),
+        ("5.0.3", datetime(2027, 1, 5, 1, tzinfo=UTC), "eosl"),
+    ],
+)
+def test_the_handbooks_release_lifecycle(version: str, now: datetime, stage: str) -> None:
+    v = stage_of(policy(RELEASES), version, now)
+    assert release_labels(v) == [f"sla-release-{stage}"]
+
+
+def test_at_end_of_support_life_the_clocks_stop_and_one_note_points_to_the_upgrade() -> None:
+    p = policy(RELEASES)
+    v = stage_of(p, "5.0.3", datetime(2027, 2, 1, 12, tzinfo=UTC))
+    assert v.metrics["response"].state == "no_target" and v.metrics["response"].due is None
+    assert v.metrics["resolution"].state == "no_target"
+    (note,) = [n for n in v.notes if n.key.startswith("eosl:")]
+    assert note.key == "eosl:5.0"
+    assert "version 5.0.3 (release 5.0) reached its end of life on 2026-01-05" in note.text
+    assert "upgrade to the current release 6.0. See the upgrade guide." in note.text
+    assert any("is release 5.0, eosl (current 6.0; end of life 2026-01-05): the clocks do not "
+               "run" in r for r in v.reasons)
+    assert set(p.all_labels()) >= {f"sla-release-{s}" for s in
+                                   ("full", "sustaining", "extended", "eosl")}
+
+
+def test_the_stage_change_is_a_next_change() -> None:
+    p = policy(RELEASES)
+    # extended until 2027-01-05 00:00 UTC, when it becomes eosl
+    t = Ticket.from_dict({**ticket(status="Feedback").to_dict(),
+                          "created": "2027-01-04T10:00:00+00:00",
+                          "fields": {"version": "5.0"}})
+    v = evaluate(p, t, datetime(2027, 1, 4, 12, tzinfo=UTC))
+    assert v.next_change == datetime(2027, 1, 5, tzinfo=UTC)
+    # 5.3 full until 6.0 is released on 2026-01-05
+    t = Ticket.from_dict({**t.to_dict(), "fields": {"version": "5.3.1"}})
+    v = evaluate(p, t, datetime(2026, 1, 4, 12, tzinfo=UTC))
+    assert release_labels(v) == ["sla-release-full"]
+    assert v.next_change == datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def test_no_or_an_unknown_version_gets_no_stage() -> None:
+    p = policy(RELEASES)
+    assert release_labels(stage_of(p, None, WHEN_600)) == []
+    v = stage_of(p, "4.9", WHEN_600)
+    assert release_labels(v) == [] and any("'4.9' is not a released version" in w
+                                           for w in v.warnings)
+    v = stage_of(p, "6.0", WHEN_531)  # not released yet on that day
+    assert release_labels(v) == []
+
+
+def test_the_release_list_may_be_a_file_next_to_the_policy(tmp_path: Any) -> None:
+    from tracker_bridge.policyfile import load_policy
+
+    (tmp_path / "rel.yaml").write_text(
+        '- {version: "5.0", date: 2025-01-06}\n- {version: "5.1", date: 2025-04-07}\n')
+    (tmp_path / "p.yaml").write_text(BASE + "releases: {file: rel.yaml, sustaining: 0}\n")
+    p = load_policy(tmp_path / "p.yaml")
+    assert release_labels(stage_of(p, "5.0.1", WHEN_600)) == ["sla-release-extended"]
+    # errors in the file name the file, the entry and its line
+    (tmp_path / "rel.yaml").write_text(
+        '- {version: "5.0", date: 2025-01-06}\n- {version: "5.1", date: 2024-04-07}\n')
+    with pytest.raises(ConfigError) as info:
+        load_policy(tmp_path / "p.yaml")
+    assert info.value.source.endswith("rel.yaml")
+    where, msg = info.value.problems[0]
+    assert where == "line 2: [1].date" and "dates must rise with versions" in msg
+    (tmp_path / "rel.yaml").write_text('- {version: "five", date: 2025-01-06}\n')
+    with pytest.raises(ConfigError) as info:
+        load_policy(tmp_path / "p.yaml")
+    where, msg = info.value.problems[0]
+    assert where == "line 1: [0].version" and "not a version starting major.minor" in msg
+    (tmp_path / "p.yaml").write_text(BASE + "releases: {file: nothere.yaml}\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(tmp_path / "p.yaml")
+    assert info.value.problems[0][0] == "line 13: releases.file"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        ("releases: {sustaining: 3}\n", "releases", "give exactly one of `list`"),
+        ("releases:\n  list:\n    - {version: '5.0', date: 2025-01-06}\n"
+         "    - {version: '5.0.1', date: 2025-02-06}\n", "releases.list[1].version",
+         "listed twice"),
+        ("releases:\n  list:\n    - {version: '5.x', date: 2025-01-06}\n",
+         "releases.list[0].version", "not a version"),
+        ("releases:\n  list:\n    - {version: '5.0', date: 2025-02-30}\n",
+         "releases.list[0].date", ""),
+        ("releases: {list: [], sustaining: -1}\n", "releases.sustaining", ""),
+    ],
+)
+def test_release_errors_name_their_path_and_line(text: str, path: str, message: str) -> None:
+    where, msg = errors_of(text)[0]
+    assert where.startswith("line 1") and where.endswith(path), (where, msg)
+    assert message in msg

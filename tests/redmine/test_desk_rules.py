@@ -203,3 +203,58 @@ def test_an_enhancement_request_loses_its_resolution_deadline_and_is_labelled(
     assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
     assert snapshot(redmine, proj) == snap
     assert {i: journal_count(redmine, i) for i in (eid, iid)} == journals
+
+
+#: 5.0 left the n-3 window when 6.0 came out and has no extended support here: EOSL today
+RELEASE_POLICY = """
+name: releases-e2e
+statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed, Rejected]}
+classes:
+  medium: {response: 1bd, resolution: 5bd}
+default_class: medium
+releases:
+  list:
+    - {version: "5.0", date: 2025-01-06}
+    - {version: "5.1", date: 2025-04-07}
+    - {version: "5.2", date: 2025-07-07}
+    - {version: "5.3", date: 2025-10-06}
+    - {version: "6.0", date: 2026-01-05}
+  extended_days: 0
+  upgrade: See the upgrade guide.
+"""
+
+
+def test_an_eosl_version_stops_the_clocks_with_one_upgrade_note(redmine: RedmineEnv,
+                                                                tmp_path: Path) -> None:
+    s = redmine.server
+    proj = redmine.project("desk-releases")
+    versions = {}
+    for name in ("5.0.2", "6.0.1"):  # Redmine's own versions (the `fixed_version` field)
+        r = s.session().post(f"{redmine.url}/projects/{proj}/versions.json", timeout=30,
+                             json={"version": {"name": name}})
+        assert r.status_code == 201, r.text[:300]
+        versions[name] = int(r.json()["version"]["id"])
+    old = s.create_issue(proj, "Pathway list is slow", fixed_version_id=versions["5.0.2"])
+    new = s.create_issue(proj, "Pathway list is slow too", fixed_version_id=versions["6.0.1"])
+    oid, nid = int(old["id"]), int(new["id"])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(RELEASE_POLICY, encoding="utf-8")
+    doc = {"policy": str(policy), "state": str(tmp_path / "state.sqlite"),
+           "trackers": [tracker_section(redmine, [proj])]}
+    config = tmp_path / "tracker-bridge.yaml"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    sync(redmine, config)
+    snap = snapshot(redmine, proj)
+    assert "sla-release-eosl" in snap[oid]["SLA labels"]
+    assert not snap[oid]["SLA response due"] and not snap[oid]["SLA resolution due"]
+    (journal,) = marked(redmine, oid, "eosl:5.0")
+    assert "upgrade to the current release 6.0. See the upgrade guide." in journal["notes"]
+    assert "sla-release-full" in snap[nid]["SLA labels"]
+    assert snap[nid]["SLA response due"] and not marked(redmine, nid, "eosl:6.0")
+    journals = {i: journal_count(redmine, i) for i in (oid, nid)}
+
+    second = sync(redmine, config)
+    assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
+    assert snapshot(redmine, proj) == snap
+    assert {i: journal_count(redmine, i) for i in (oid, nid)} == journals

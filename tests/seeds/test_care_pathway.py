@@ -409,3 +409,41 @@ def test_an_enhancement_request_goes_to_product_management_without_a_resolution_
                                                     "category": "Technical question"})
     v = verdict(policy(P), q, "2026-03-02T09:30:00+00:00")
     assert v["class"] == "high" and "sla-enhancement" not in v["labels"]
+
+
+@pytest.mark.parametrize(
+    ("now", "supported", "not_supported"),
+    [
+        # "If the current version is 5.3.1, support will be offered for versions 5.0.0 to 5.3.1,
+        # inclusive." (5.3 came out 2025-10-06 in the example's release list)
+        ("2025-11-03T10:00:00+00:00", ["5.0.0", "5.1.3", "5.2.0", "5.3.1"], []),
+        # "Subsequent release 6.0.0 will include support for 5.1.x to 6.0.x, inclusive."
+        ("2026-03-02T10:00:00+00:00", ["5.1.0", "5.1.9", "5.2.2", "5.3.1", "6.0.0", "6.0.4"],
+         ["5.0.0"]),
+    ],
+)
+def test_the_handbooks_supported_releases(now: str, supported: list[str],
+                                          not_supported: list[str]) -> None:
+    def stage(version: str) -> list[str]:
+        t = ticket(now, fields={"priority": "Normal", "version": version})
+        return [x for x in verdict(policy(P), t, now)["labels"] if x.startswith("sla-release-")]
+
+    for version in supported:
+        assert stage(version) in (["sla-release-full"], ["sla-release-sustaining"]), version
+    for version in not_supported:
+        # n-4: "a support-only term provided for one year beyond stated EOL"
+        assert stage(version) == ["sla-release-extended"], version
+
+
+def test_an_eosl_release_gets_help_to_upgrade_not_targets() -> None:
+    # 5.0 left the n-3 window when 6.0 came out (2026-01-05); a year later it is EOSL:
+    # "Lumeon will stop providing any level of support ... providing the necessary information
+    # to assist the customer in upgrading to the latest support version"
+    now = "2027-02-01T10:00:00+00:00"
+    v = verdict(policy(P), ticket(now, fields={"priority": "High", "version": "5.0.2"}), now)
+    assert "sla-release-eosl" in v["labels"]
+    assert v["metrics"]["response"]["state"] == "no_target"
+    assert v["metrics"]["resolution"]["state"] == "no_target"
+    (note,) = [n for n in v["notes"] if n["key"] == "eosl:5.0"]
+    assert "upgrade to the current release 6.0" in note["text"]
+    assert "upgrade path to the latest supported version is in the knowledge base" in note["text"]

@@ -17,16 +17,21 @@ sync layer. Pure: no I/O, the instant ``now`` comes in from the engine.
   its resolution gets one reminder note (``confirm-reminder:<resolved at>``) once
   ``remind_after`` has passed; a ticket closed by someone else with no answer from the
   customer since its resolution gets ``<prefix>closed-unconfirmed``.
+- ``releases``: the ticket's version is in ``full`` support (the current quarterly release),
+  ``sustaining`` (the previous three), ``extended`` (one year past its end of life, the day
+  the fourth later release came out) or ``eosl``; a label says which, and at ``eosl`` the
+  clocks do not run and one note (``eosl:<version>``) points to the upgrade path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
 from .marker import NOTE_MARKER_RE
-from .policy import Completeness, Policy
+from .policy import Completeness, Policy, Release, Releases, release_key
 from .redact import KIND_LABELS, find_identifiers, safe_text
 from .ticket import Ticket
 from .verdict import Note
@@ -243,4 +248,45 @@ def reminder_text(resolved_text: str) -> str:
         f"Awaiting your confirmation: this ticket was marked resolved on {resolved_text}. It "
         "will not be closed until you confirm that the solution has resolved your incident: "
         "please reply to confirm, or tell us what is still wrong."
+    )
+
+
+# -- release lifecycle ----------------------------------------------------------------------------
+
+
+def release_stage(
+    rel: Releases, version: str | None, today: date,
+) -> tuple[str, Release, Release, date | None, date | None] | None:
+    """``(stage, the ticket's release, the current release, its end of life, the next day the
+    stage changes)`` for ``version`` on ``today``; None when the ticket names no released
+    version (no version, an unknown one, or none released yet)."""
+    key = release_key(version)
+    if key is None:
+        return None
+    released = [r for r in rel.releases if r.date <= today]
+    idx = next((i for i, r in enumerate(released) if r.key == key), None)
+    if idx is None:
+        return None
+    upcoming = next((r.date for r in rel.releases if r.date > today), None)
+    current = released[-1]
+    behind = len(released) - 1 - idx
+    if behind == 0:
+        return "full", released[idx], current, None, upcoming
+    if behind <= rel.sustaining:
+        return "sustaining", released[idx], current, None, upcoming
+    eol = released[idx + rel.sustaining + 1].date
+    end = eol + timedelta(days=rel.extended_days)
+    if today < end:
+        return "extended", released[idx], current, eol, end
+    return "eosl", released[idx], current, eol, None
+
+
+def eosl_text(version: str, release: Release, current: Release, eol: date, days: int,
+              upgrade: str) -> str:
+    path = f" {upgrade.strip()}" if upgrade.strip() else ""
+    return (
+        f"End of support life: version {version} (release {release.version}) reached its end "
+        f"of life on {eol.isoformat()} and left extended support {days} days later. Support "
+        "targets no longer apply; we can help you upgrade to the current release "
+        f"{current.version}.{path}"
     )

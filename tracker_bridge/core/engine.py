@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -45,9 +45,11 @@ from .desk import (
     closed_by,
     complete_since,
     customer_answered,
+    eosl_text,
     missing_fields,
     phi_notes,
     phi_places,
+    release_stage,
     reminder_text,
 )
 from .durations import Duration, format_duration
@@ -256,6 +258,10 @@ class _Compiled:
         self.needs_info_label = policy.label("needs-info")
         self.closure = policy.confirmed_closure
         self.categories = policy.categories
+        self.releases = policy.releases
+        self.release_labels = {
+            stage: policy.label("release", stage)
+            for stage in ("full", "sustaining", "extended", "eosl")}
         self.enhancement_label = policy.label("enhancement")
         self.unconfirmed_label = policy.label("closed-unconfirmed")
 
@@ -600,6 +606,11 @@ def _intervals(
 # -- texts, written when read ------------------------------------------------------------------
 
 
+def _midnight_us(day: date, zone: ZoneInfo) -> int:
+    """The instant a day starts in ``zone``, in microseconds."""
+    return to_us(datetime.combine(day, time(), tzinfo=zone))
+
+
 def _local(policy: Policy, us: int) -> str:
     return from_us(us).astimezone(ZoneInfo(policy.timezone)).strftime("%Y-%m-%d %H:%M %Z")
 
@@ -693,6 +704,18 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             _, tier, spent, limit_d, escalate_to = step
             used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
             out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        elif kind == "release":
+            _, version, release, field = step
+            if release is None:
+                out.append(f"release: {field} {version!r} names no released version: no stage")
+            else:
+                stage, rel_of, current, eol, _ = release
+                text = (f"release: {field} {version!r} is release {rel_of.version}, "
+                        f"{stage} (current {current.version}")
+                text += f"; end of life {eol.isoformat()})" if eol is not None else ")"
+                if stage == "eosl":
+                    text += ": the clocks do not run"
+                out.append(text)
         elif kind == "enhancement":
             out.append(f"category: an enhancement request, no resolution target; {step[1]} "
                        "for product management")
@@ -1185,6 +1208,27 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 response_why = f"public comment by {ev.by}" if ev.by else "public comment"
                 break
 
+    early_candidates: list[int] = []
+    # -- release lifecycle (a desk rule): no clocks at end of support life -----------------------
+    eosl = False
+    rel = c.releases
+    release = None
+    if rel is not None:
+        zone = ZoneInfo(policy.timezone)
+        version = fields.get(rel.field)
+        release = release_stage(rel, version, now.astimezone(zone).date())
+        if release is not None:
+            stage, _rel, _cur, _eol, changes = release
+            eosl = stage == "eosl"
+            if changes is not None:
+                candidates_early = _midnight_us(changes, zone)
+                if candidates_early > now_us:
+                    early_candidates.append(candidates_early)
+        elif version is not None and version.strip():
+            warnings.append(f"{ticket.ref}: version {version!r} is not a released version in "
+                            "the policy's releases: no support stage")
+        steps.append(("release", version, release, rel.field))
+
     # -- completeness (a desk rule): may hold the response clock ---------------------------------
     missing: tuple[str, ...] = ()
     category: str | None = None
@@ -1216,6 +1260,9 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
             resp_info = c.outside_metric(class_, plan, "response")
         if "resolution" in outside:
             res_info = c.outside_metric(class_, plan, "resolution")
+    if eosl:  # end of support life: the clocks do not run
+        resp_info = (*resp_info[:2], None, None, None)
+        res_info = (*res_info[:2], None, None, None)
     if category_kind == "enhancement":  # no resolution target: product management decides
         res_info = (*res_info[:2], None, None, None)
     info = {"response": resp_info, "resolution": res_info}
@@ -1238,7 +1285,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     metrics: dict[str, MetricVerdict] = {}
     labels: set[str] = {c.class_labels[class_]}
     notes: list[Note] = []
-    candidates: list[int] = []
+    candidates: list[int] = early_candidates
     paused_now = (known.get(status) or group(status))[0] == "waiting"
     targets = policy.classes[class_]
     for metric in METRICS:
@@ -1349,7 +1396,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     # -- hierarchical escalation ----------------------------------------------------------------
     level = level_index = None
     esc = c.escalation
-    if esc is not None and open_now:
+    if esc is not None and open_now and not eosl:
         triggered = 0
         pending: list[tuple[int, int]] = []  # (level, instant its trigger will fire)
         since_creation: dict[int, int] = {}  # calendar id -> working time since creation
@@ -1402,6 +1449,14 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         ))
 
     # -- the desk rules ---------------------------------------------------------------------------
+    if release is not None:
+        stage, rel_of, current, eol, _ = release
+        labels.add(c.release_labels[stage])
+        if eosl:
+            assert rel is not None and eol is not None
+            version = fields.get(rel.field) or rel_of.version
+            notes.append(Note.later("eosl:" + slug(rel_of.version), partial(
+                eosl_text, version, rel_of, current, eol, rel.extended_days, rel.upgrade)))
     if category_kind == "enhancement":
         labels.add(c.enhancement_label)
         steps.append(("enhancement", c.enhancement_label))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from dataclasses import field as dc_field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -215,6 +215,40 @@ class Categories:
         return None if value is None else self.kinds.get(value.strip().casefold())
 
 
+#: a release's support stage (docs/semantics.md, "Desk rules")
+RELEASE_STAGES = ("full", "sustaining", "extended", "eosl")
+_VERSION = re.compile(r"^\s*[vV]?(\d{1,6})\.(\d{1,6})(?:[.\-+~ ].*)?$")
+
+
+def release_key(version: str | None) -> tuple[int, int] | None:
+    """A version's quarterly release: ``"5.3.1"`` -> ``(5, 3)``; None when it has no
+    ``major.minor`` at its start."""
+    if version is None:
+        return None
+    m = _VERSION.match(version)
+    return None if m is None else (int(m.group(1)), int(m.group(2)))
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    version: str
+    key: tuple[int, int]
+    date: date
+
+
+@dataclass(frozen=True, slots=True)
+class Releases:
+    """``releases``: the quarterly releases (version order = date order), how many previous
+    ones are sustained, how long extended support lasts past end of life, and the upgrade path
+    the end-of-support-life note points to."""
+
+    releases: tuple[Release, ...]
+    field: str = "version"
+    sustaining: int = 3
+    extended_days: int = 365
+    upgrade: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
@@ -243,6 +277,7 @@ class Policy:
     completeness: Completeness | None = None
     confirmed_closure: ConfirmedClosure | None = None
     categories: Categories | None = None
+    releases: Releases | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -389,5 +424,7 @@ class Policy:
             out.append(self.label("closed-unconfirmed"))
         if self.categories is not None:
             out.append(self.label("enhancement"))
+        if self.releases is not None:
+            out += [self.label("release", stage) for stage in RELEASE_STAGES]
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]
