@@ -68,6 +68,8 @@ from .core.policy import (
     Completeness,
     Condition,
     ConfirmedClosure,
+    Contacts,
+    Customer,
     Escalation,
     Level,
     Matrix,
@@ -568,6 +570,31 @@ class ReleasesModel(_Strict):
     upgrade: str = Field(default="", max_length=2000)
 
 
+#: contacts of one customer, and customers in one policy
+MAX_CONTACTS = 1000
+MAX_CUSTOMERS = 100_000
+
+
+class CustomerModel(_Strict):
+    plan: str | None = None
+    instances: int = Field(default=1, ge=1, le=1000)
+    contacts: list[str] = Field(max_length=MAX_CONTACTS)
+
+    @field_validator("contacts", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [str(x) if not isinstance(x, str) else x for x in v]
+        return v
+
+
+class ContactsModel(_Strict):
+    field: str = "customer"
+    limits: dict[str, int] = {}
+    customers: dict[str, CustomerModel] | None = Field(default=None, max_length=MAX_CUSTOMERS)
+    file: str | None = None
+
+
 class PolicyModel(_Strict):
     name: str
     description: str = ""
@@ -592,6 +619,7 @@ class PolicyModel(_Strict):
     confirmed_closure: Annotated[ConfirmedClosureModel | None, BeforeValidator(_switch)] = None
     categories: CategoriesModel | None = None
     releases: ReleasesModel | None = None
+    contacts: ContactsModel | None = None
 
     @field_validator("warn_at")
     @classmethod
@@ -891,10 +919,79 @@ def _releases(m: ReleasesModel, p: _Problems, source: str) -> Releases | None:
     return Releases(tuple(out), m.field, m.sustaining, m.extended_days, m.upgrade)
 
 
+def _contacts(m: PolicyModel, p: _Problems, source: str) -> Contacts | None:
+    """Each customer's registered contacts, inline or from ``file``; a list longer than the
+    customer's plan allows (``limits`` per live instance, times ``instances``) is an error."""
+    cm = m.contacts
+    assert cm is not None
+    loc: tuple[Any, ...] = ("contacts",)
+    plans = set(m.plans) or {"default"}
+    default_plan = m.default_plan or (next(iter(m.plans)) if m.plans else "default")
+    for plan, n in cm.limits.items():
+        if plan not in plans:
+            p.add((*loc, "limits", plan), f'plan "{plan}" does not exist (known: '
+                  f'{", ".join(sorted(plans))})')
+        if n < 0:
+            p.add((*loc, "limits", plan), f"{n} is not a number of contacts (0 or more)")
+    if (cm.customers is None) == (cm.file is None):
+        p.add(loc, "give exactly one of `customers` or `file` (a YAML file of them)")
+        return None
+    customers = cm.customers
+    where, prefix, path = p, (*loc, "customers"), Path(source)
+    if cm.file is not None:
+        path = (path.parent if path.is_file() else Path.cwd()) / cm.file
+        try:
+            text = read_text(path, what="contact list", limit=MAX_POLICY_BYTES)
+            data, flines = read_yaml(text, str(path))
+        except ConfigError as exc:
+            p.add((*loc, "file"), "; ".join(msg for _, msg in exc.problems) or str(exc))
+            return None
+        if not isinstance(data, dict):
+            raise ConfigError(str(path), [("(top level)", "a contact list is a YAML mapping of "
+                                                           "customer -> {plan, contacts}")])
+        problems: list[tuple[str, str]] = []
+        customers = {}
+        for name, raw in data.items():
+            try:
+                customers[name] = CustomerModel.model_validate(raw)
+            except ValidationError as exc:
+                problems += problems_from_validation(exc, flines, (name,), data)
+        if problems:
+            raise ConfigError(str(path), problems)
+        where, prefix = _Problems(flines), ()
+    assert customers is not None
+    out: dict[str, Customer] = {}
+    for name, c in customers.items():
+        plan = c.plan or default_plan
+        if plan not in plans:
+            where.add((*prefix, name, "plan"), f'plan "{plan}" does not exist (known: '
+                      f'{", ".join(sorted(plans))})')
+            continue
+        folded = frozenset(x.strip().casefold() for x in c.contacts)
+        if len(folded) != len(c.contacts):
+            where.add((*prefix, name, "contacts"), "names a contact twice")
+        per = cm.limits.get(plan)
+        limit = 10**9 if per is None else per * c.instances
+        if per is not None and len(folded) > limit:
+            where.add((*prefix, name, "contacts"),
+                      f"{len(folded)} contacts, more than the {limit} the {plan} plan allows "
+                      f"({per} per live instance, {c.instances} instance"
+                      f"{'s' if c.instances != 1 else ''})")
+        key = name.strip().casefold()
+        if key in out:
+            where.add((*prefix, name), f'customer "{name}" is listed twice (compared without '
+                      "case)")
+        out[key] = Customer(name, plan, folded, limit)
+    if where is not p and where.items:
+        raise ConfigError(str(path), where.items)
+    return Contacts(out, cm.field)
+
+
 def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source: str) -> Policy:
     """Check cross-references and build the :class:`Policy`; raises ConfigError."""
     p = _Problems(lines)
     _check_refs(m, p)
+    contacts = None if m.contacts is None else _contacts(m, p, source)
     releases = None if m.releases is None else _releases(m.releases, p, source)
     try:
         from zoneinfo import ZoneInfo
@@ -1033,6 +1130,7 @@ def compile_policy(m: PolicyModel, lines: Mapping[tuple[Any, ...], int], source:
             {v.strip().casefold(): kind for kind in CATEGORY_KINDS for v in getattr(cg, kind)},
             cg.field, cg.question_class),
         releases=releases,
+        contacts=contacts,
         confirmed_closure=None if m.confirmed_closure is None else ConfirmedClosure(
             m.confirmed_closure.remind_after),
         source=source,

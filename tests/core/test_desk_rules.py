@@ -606,3 +606,108 @@ def test_release_errors_name_their_path_and_line(text: str, path: str, message: 
     where, msg = errors_of(text)[0]
     assert where.startswith("line 1") and where.endswith(path), (where, msg)
     assert message in msg
+
+
+# -- 2: registered contacts -----------------------------------------------------------------------
+
+
+PLANS = """
+plans:
+  essentials: {calendar: always}
+  professional: {calendar: always}
+  premium: {calendar: always}
+default_plan: essentials
+"""
+CONTACTS = PLANS + """
+contacts:
+  field: customer
+  limits: {essentials: 3, professional: 5, premium: 5}
+  customers:
+    St Mary's: {contacts: [Alice Able, Bob Baker, Carol Cole]}
+    Riverside: {plan: premium, contacts: [Dan Dunn, Erin East, Fay Fox, Gus Gray, Hal Hill]}
+"""
+
+
+def contact_ticket(reporter: str | None, customer: str | None) -> Ticket:
+    data = ticket().to_dict()
+    data["reporter"] = reporter
+    data["fields"] = {} if customer is None else {"customer": customer}
+    return Ticket.from_dict(data)
+
+
+def test_an_unregistered_reporter_gets_the_label_and_one_note() -> None:
+    p = policy(CONTACTS)
+    v = evaluate(p, contact_ticket("Zed Zane", "st mary's"), NOW)  # customer without case
+    assert "sla-unregistered-contact" in v.labels
+    (note,) = [n for n in v.notes if n.key.startswith("unregistered:")]
+    assert note.key == "unregistered:Zed-Zane"
+    assert "Zed Zane is not a registered technical contact of St Mary's" in note.text
+    assert "St Mary's has 3 of 3 contacts registered" in note.text
+    assert any("Zed Zane is not a registered contact" in r for r in v.reasons)
+    assert "sla-unregistered-contact" in p.all_labels()
+
+
+@pytest.mark.parametrize(
+    ("reporter", "customer"),
+    [("alice able", "St Mary's"), ("Hal Hill", "Riverside"),
+     ("Zed Zane", "Elsewhere"),  # a customer without a list: not checked
+     ("Zed Zane", None), (None, "St Mary's")],
+)
+def test_registered_or_unchecked_tickets_carry_no_label(reporter: str | None,
+                                                        customer: str | None) -> None:
+    v = evaluate(policy(CONTACTS), contact_ticket(reporter, customer), NOW)
+    assert "sla-unregistered-contact" not in v.labels
+    assert not [n for n in v.notes if n.key.startswith("unregistered:")]
+
+
+def test_the_handbooks_limits_refuse_an_over_long_list_at_load() -> None:
+    # 000: "three named technical contacts per live licensed instance"; "2 additional named
+    # technical contacts per live licensed instance" on the higher plans
+    four = CONTACTS.replace("[Alice Able, Bob Baker, Carol Cole]",
+                            "[Alice Able, Bob Baker, Carol Cole, Dora Dale]")
+    where, msg = errors_of(four)[0]
+    assert where.endswith("contacts.customers.St Mary's.contacts")
+    assert "4 contacts, more than the 3 the essentials plan allows" in msg
+    six = CONTACTS.replace("Hal Hill]", "Hal Hill, Ida Ince]")
+    where, msg = errors_of(six)[0]
+    assert "6 contacts, more than the 5 the premium plan allows" in msg
+    # two live instances: twice the contacts
+    two = four.replace("St Mary's: {contacts:", "St Mary's: {instances: 2, contacts:")
+    p = load_policy_text(BASE + two, "desk.yaml")
+    assert p.contacts is not None
+
+
+def test_the_contact_list_may_be_a_file(tmp_path: Any) -> None:
+    from tracker_bridge.policyfile import load_policy
+
+    (tmp_path / "contacts.yaml").write_text(
+        "St Mary's:\n  contacts: [Alice Able]\nRiverside:\n  plan: gold\n  contacts: [Dan]\n")
+    (tmp_path / "p.yaml").write_text(BASE + PLANS + "contacts:\n  limits: {essentials: 3}\n"
+                                     "  file: contacts.yaml\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(tmp_path / "p.yaml")
+    assert info.value.source.endswith("contacts.yaml")
+    where, msg = info.value.problems[0]
+    assert where == "line 4: Riverside.plan" and 'plan "gold" does not exist' in msg
+    (tmp_path / "contacts.yaml").write_text("St Mary's:\n  contacts: [Alice Able]\n")
+    p = load_policy(tmp_path / "p.yaml")
+    assert "sla-unregistered-contact" in evaluate(
+        p, contact_ticket("Bob Baker", "St Mary's"), NOW).labels
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "message"),
+    [
+        (PLANS + "contacts: {limits: {gold: 3}, customers: {}}\n", "contacts.limits.gold",
+         'plan "gold" does not exist'),
+        (PLANS + "contacts: {limits: {}}\n", "contacts", "give exactly one of `customers`"),
+        (PLANS + "contacts:\n  customers:\n    A: {contacts: [x, X]}\n",
+         "contacts.customers.A.contacts", "names a contact twice"),
+        (PLANS + "contacts:\n  customers:\n    A: {contacts: [x], contact: [y]}\n",
+         "contacts.customers.A.contact", "unknown key"),
+    ],
+)
+def test_contacts_errors_name_their_path_and_line(text: str, path: str, message: str) -> None:
+    where, msg = errors_of(text)[0]
+    assert where.startswith("line ") and where.endswith(path), (where, msg)
+    assert message in msg

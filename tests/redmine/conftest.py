@@ -37,7 +37,8 @@ HUMAN_LABELS = ("customer-vip", "escalation-requested", "customer-label")
 #: sla- values the tests write besides the example policy's
 EXTRA_SLA_LABELS = ("sla-test-a", "sla-test-b")
 #: the desk rules' labels (test_desk_rules.py turns the rules on in its own policy)
-DESK_LABELS = ("sla-phi-detected", "sla-needs-info", "sla-closed-unconfirmed", "sla-enhancement")
+DESK_LABELS = ("sla-phi-detected", "sla-needs-info", "sla-closed-unconfirmed", "sla-enhancement",
+               "sla-unregistered-contact")
 #: the source documents' incident categories (000), for the categories desk rule
 CATEGORIES = ("Technical question", "Support incident", "Enhancement request")
 
@@ -59,6 +60,7 @@ def field_specs() -> list[CustomFieldSpec]:
         CustomFieldSpec("Support plan", "list", PLANS),
         CustomFieldSpec("Tier", "list", TIERS),
         CustomFieldSpec("Incident category", "list", CATEGORIES),
+        CustomFieldSpec("Customer", "string"),  # the registered contacts desk rule
         CustomFieldSpec("SLA response due", "string"),
         CustomFieldSpec("SLA resolution due", "string"),
         CustomFieldSpec("SLA state", "string"),  # write.state: one line for people

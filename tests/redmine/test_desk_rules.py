@@ -258,3 +258,45 @@ def test_an_eosl_version_stops_the_clocks_with_one_upgrade_note(redmine: Redmine
     assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
     assert snapshot(redmine, proj) == snap
     assert {i: journal_count(redmine, i) for i in (oid, nid)} == journals
+
+
+def test_an_unregistered_reporter_is_labelled_with_one_note(redmine: RedmineEnv,
+                                                            tmp_path: Path) -> None:
+    s = redmine.server
+    proj = redmine.project("desk-contacts")
+    customer = redmine.fields["Customer"]
+    trust = [{"id": customer, "value": "Example Trust"}]
+    # the admin (Redmine Admin) reports one; the registered contact (Alex Agent) the other
+    stranger = s.create_issue(proj, "Pathway export fails", custom_fields=trust)
+    r = s.session().post(f"{redmine.url}/issues.json", timeout=30,
+                         headers={"X-Redmine-Switch-User": "tb-agent"},
+                         json={"issue": {"project_id": proj, "subject": "Export slow",
+                                         "custom_fields": trust}})
+    assert r.status_code == 201, r.text[:300]
+    sid, rid = int(stranger["id"]), int(r.json()["issue"]["id"])
+    reporter = stranger["author"]["name"]
+    config = config_with(redmine, tmp_path, proj, "")
+    # the example policy's contacts block, with this Redmine's registered contact
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text(encoding="utf-8").replace(
+        "contacts: [Priya Shah, Tom Reid, Ana Lopes]", "contacts: [Alex Agent]"),
+        encoding="utf-8")
+    doc = yaml.safe_load(config.read_text())
+    doc["trackers"][0]["fields"]["customer"] = "cf:Customer"
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    sync(redmine, config)
+    snap = snapshot(redmine, proj)
+    assert "sla-unregistered-contact" in snap[sid]["SLA labels"]
+    assert "sla-unregistered-contact" not in snap[rid]["SLA labels"]
+    key = "unregistered:" + reporter.replace(" ", "-")
+    (journal,) = marked(redmine, sid, key)
+    assert f"{reporter} is not a registered technical contact of Example Trust" in journal["notes"]
+    assert not [j for j in s.get_issue(rid)["journals"]
+                if "note=unregistered:" in (j.get("notes") or "")]
+    journals = {i: journal_count(redmine, i) for i in (sid, rid)}
+
+    second = sync(redmine, config)
+    assert second["writes"]["tickets"] == 0 and second["diffs"] == [], second["diffs"]
+    assert snapshot(redmine, proj) == snap
+    assert {i: journal_count(redmine, i) for i in (sid, rid)} == journals

@@ -14,6 +14,8 @@ from fractions import Fraction
 
 import pytest
 
+from tracker_bridge.core.ticket import Ticket
+
 from .seedlib import at, due, policy, status, ticket, verdict
 
 P = "care-pathway"
@@ -447,3 +449,44 @@ def test_an_eosl_release_gets_help_to_upgrade_not_targets() -> None:
     (note,) = [n for n in v["notes"] if n["key"] == "eosl:5.0"]
     assert "upgrade to the current release 6.0" in note["text"]
     assert "upgrade path to the latest supported version is in the knowledge base" in note["text"]
+
+
+def test_only_registered_technical_contacts_open_incidents() -> None:
+    # 000: "Only registered Technical Contacts are permitted to open or update incidents"
+    now = "2026-03-02T10:00:00+00:00"
+
+    def v(reporter: str) -> dict:  # type: ignore[type-arg]
+        t = Ticket.from_dict({**ticket(now, fields={"priority": "Normal",
+                                                    "customer": "Example Trust"}).to_dict(),
+                              "reporter": reporter})
+        return verdict(policy(P), t, now)
+
+    assert "sla-unregistered-contact" not in v("Tom Reid")["labels"]
+    out = v("Sam Stranger")
+    assert "sla-unregistered-contact" in out["labels"]
+    assert [n["key"] for n in out["notes"] if n["key"].startswith("unregistered:")] == [
+        "unregistered:Sam-Stranger"]
+
+
+@pytest.mark.parametrize(("plan", "allowed"), [("essentials", 3), ("professional", 5),
+                                               ("premium", 5)])
+def test_the_plans_contact_limits_are_enforced_at_load(plan: str, allowed: int) -> None:
+    # "three named technical contacts per live licensed instance" + "2 additional named
+    # technical contacts per live licensed instance" on the higher plans
+    from tracker_bridge.errors import ConfigError
+    from tracker_bridge.policyfile import load_policy_text
+
+    from .seedlib import POLICIES
+
+    text = (POLICIES / "care-pathway.yaml").read_text(encoding="utf-8")
+    old = "      plan: essentials\n      instances: 1\n      contacts: [Priya Shah, Tom Reid, Ana Lopes]"
+    assert old in text
+
+    def with_contacts(n: int) -> str:
+        names = ", ".join(f"Contact {i}" for i in range(n))
+        return text.replace(old, f"      plan: {plan}\n      instances: 1\n      contacts: [{names}]")
+
+    load_policy_text(with_contacts(allowed), "care.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_policy_text(with_contacts(allowed + 1), "care.yaml")
+    assert f"more than the {allowed} the {plan} plan allows" in info.value.problems[0][1]

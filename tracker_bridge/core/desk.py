@@ -21,6 +21,9 @@ sync layer. Pure: no I/O, the instant ``now`` comes in from the engine.
   ``sustaining`` (the previous three), ``extended`` (one year past its end of life, the day
   the fourth later release came out) or ``eosl``; a label says which, and at ``eosl`` the
   clocks do not run and one note (``eosl:<version>``) points to the upgrade path.
+- ``contacts``: a ticket whose customer lists its registered contacts, reported by someone
+  not among them, gets ``<prefix>unregistered-contact`` and one note
+  (``unregistered:<reporter>``).
 """
 
 from __future__ import annotations
@@ -289,4 +292,16 @@ def eosl_text(version: str, release: Release, current: Release, eol: date, days:
         f"of life on {eol.isoformat()} and left extended support {days} days later. Support "
         "targets no longer apply; we can help you upgrade to the current release "
         f"{current.version}.{path}"
+    )
+
+
+# -- registered contacts --------------------------------------------------------------------------
+
+
+def unregistered_text(reporter: str, customer: str, registered: int, limit: int) -> str:
+    return (
+        f"Unregistered contact: {reporter} is not a registered technical contact of "
+        f"{customer}. Only registered technical contacts may open or update incidents: please "
+        f"ask one of them to raise it, or have {reporter} registered ({customer} has "
+        f"{registered} of {limit} contacts registered)."
     )

@@ -51,6 +51,7 @@ from .desk import (
     phi_places,
     release_stage,
     reminder_text,
+    unregistered_text,
 )
 from .durations import Duration, format_duration
 from .kb import kb_note
@@ -259,6 +260,8 @@ class _Compiled:
         self.closure = policy.confirmed_closure
         self.categories = policy.categories
         self.releases = policy.releases
+        self.contacts = policy.contacts
+        self.unregistered_label = policy.label("unregistered-contact")
         self.release_labels = {
             stage: policy.label("release", stage)
             for stage in ("full", "sustaining", "extended", "eosl")}
@@ -704,6 +707,16 @@ def _explain(policy: Policy, steps: Iterable[tuple[Any, ...]]) -> tuple[str, ...
             _, tier, spent, limit_d, escalate_to = step
             used = f"tier {tier}: {format_duration(_td(spent))} of {limit_d} used"
             out.append(used + (f"; escalate to {escalate_to}" if escalate_to else ""))
+        elif kind == "contacts":
+            _, field, raw, known, reporter, registered, label = step
+            if not known:
+                out.append(f"contacts: {field} {raw!r} lists no registered contacts: not checked")
+            elif registered is None:
+                out.append("contacts: no reporter: not checked")
+            elif registered:
+                out.append(f"contacts: {reporter} is a registered contact of {raw}")
+            else:
+                out.append(f"contacts: {reporter} is not a registered contact of {raw} ({label})")
         elif kind == "release":
             _, version, release, field = step
             if release is None:
@@ -1449,6 +1462,22 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         ))
 
     # -- the desk rules ---------------------------------------------------------------------------
+    ct = c.contacts
+    if ct is not None:
+        raw_customer = fields.get(ct.field)
+        customer = None if raw_customer is None else ct.customers.get(
+            raw_customer.strip().casefold())
+        reporter = ticket.reporter
+        registered = None
+        if customer is not None and reporter is not None:
+            registered = reporter.strip().casefold() in customer.contacts
+            if not registered:
+                labels.add(c.unregistered_label)
+                notes.append(Note.later("unregistered:" + slug(reporter), partial(
+                    unregistered_text, reporter, customer.name, len(customer.contacts),
+                    customer.limit)))
+        steps.append(("contacts", ct.field, raw_customer, customer is not None, reporter,
+                      registered, c.unregistered_label))
     if release is not None:
         stage, rel_of, current, eol, _ = release
         labels.add(c.release_labels[stage])

@@ -250,6 +250,24 @@ class Releases:
 
 
 @dataclass(frozen=True, slots=True)
+class Customer:
+    name: str
+    plan: str
+    #: case-folded contact names (as the tracker names the reporter)
+    contacts: frozenset[str]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    """``contacts``: per customer (the value of ``field``, case-folded), the contacts entitled
+    to open incidents."""
+
+    customers: Mapping[str, Customer]
+    field: str = "customer"
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A compiled support policy."""
 
@@ -278,6 +296,7 @@ class Policy:
     confirmed_closure: ConfirmedClosure | None = None
     categories: Categories | None = None
     releases: Releases | None = None
+    contacts: Contacts | None = None
     source: str = "<policy>"
     #: case-folded status name -> group, derived from ``statuses`` (a hot path of evaluate)
     status_index: Mapping[str, str] = dc_field(default_factory=dict, compare=False, repr=False)
@@ -426,5 +445,7 @@ class Policy:
             out.append(self.label("enhancement"))
         if self.releases is not None:
             out += [self.label("release", stage) for stage in RELEASE_STAGES]
+        if self.contacts is not None:
+            out.append(self.label("unregistered-contact"))
         seen: set[str] = set()
         return [x for x in out if not (x in seen or seen.add(x))]
