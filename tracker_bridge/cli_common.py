@@ -129,7 +129,8 @@ def print_verdict(verdict: Any, reasons: bool = False) -> None:
     click.echo(f"  labels   {', '.join(sorted(v.labels))}")
     for n in v.notes:
         first = n.text.splitlines()[0] if n.text else ""
-        click.echo(f"  note     [{n.key}] {first}")
+        internal = " (internal)" if getattr(n, "internal", False) else ""
+        click.echo(f"  note     [{n.key}]{internal} {first}")
     if v.next_change is not None:
         click.echo(f"  changes  {v.next_change.isoformat()}")
     for w in v.warnings:
