@@ -182,6 +182,16 @@ def test_private_notes_option(fake: FakeBugzilla, make_backend: Callable[..., Bu
     assert fake.comments[bid][-1]["is_private"] is True
 
 
+def test_an_internal_note_is_private_without_the_option(
+        fake: FakeBugzilla, backend: BugzillaBackend) -> None:
+    bid = fake.create_bug("x")
+    backend.apply(Diff(str(bid), notes=(
+        Note("phi:subject", "Patient data in the subject.", internal=True),
+        Note("breach:response", "Late."))))
+    assert [(c["text"].split("\n")[0], c["is_private"]) for c in fake.comments[bid][-2:]] == [
+        ("Patient data in the subject.", True), ("Late.", False)]
+
+
 def test_server_timezone_converts_datetime_fields(
         fake: FakeBugzilla, make_backend: Callable[..., BugzillaBackend]) -> None:
     fake.server_zone = "Europe/Berlin"

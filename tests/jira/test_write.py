@@ -120,6 +120,18 @@ def test_a_note_is_an_adf_comment_ending_with_its_marker(
     assert not calls(rsps, "PUT")  # a note alone edits no field
 
 
+def test_an_internal_note_is_a_service_management_internal_comment(
+        fake: FakeJira, rsps: responses.RequestsMock,
+        make_backend: Callable[..., JiraBackend]) -> None:
+    key = fake.create("phi")
+    make_backend().apply(Diff(key, notes=(
+        Note("phi:subject", "Patient data in the subject.", internal=True),
+        Note("breach:response", "Late."))))
+    bodies = _bodies(rsps, "POST", f"/rest/api/3/issue/{key}/comment")
+    assert [b.get("properties") for b in bodies] == [
+        [{"key": "sd.public.comment", "value": {"internal": True}}], None]
+
+
 def test_no_duplicate_comment_when_the_marker_is_there(
         fake: FakeJira, rsps: responses.RequestsMock,
         make_backend: Callable[..., JiraBackend]) -> None:

@@ -186,6 +186,17 @@ def test_notes_already_posted_are_left_out_and_the_first_rides_with_the_fields()
     assert m.issue_puts([], []) == []
 
 
+def test_an_internal_note_is_a_private_journal() -> None:
+    notes = (Note("phi:subject", "Patient data in the subject.", internal=True),
+             Note("breach:response", "Late."))
+    todo = m.unposted(notes, ())
+    texts = m.note_texts(todo, ())
+    update = [{"id": 3, "value": ["sla-phi-detected"]}]
+    assert m.issue_puts(update, texts, [n.internal for n in todo]) == [
+        {"custom_fields": update, "notes": texts[0], "private_notes": True},
+        {"notes": texts[1], "private_notes": False}]
+
+
 def test_a_write_redmine_dropped_is_seen_on_the_read_back() -> None:
     sent = [{"id": 3, "value": ["sla-high", "customer-vip"]},
             {"id": 1, "value": "2026-03-02T11:00:00+00:00"}, {"id": 2, "value": "x"}]

@@ -183,7 +183,8 @@ class BugzillaBackend(Backend):
             posted = m.posted_keys(self.client.comments(bid))
             notes = [n for n in notes if n.key not in posted]
         if notes:
-            body["comment"] = m.comment(notes.pop(0), self.opts.private_notes)
+            first = notes.pop(0)
+            body["comment"] = m.comment(first, self.opts.private_notes or first.internal)
 
         if body:
             answer = self.client.put_bug(bid, body, key)
@@ -195,8 +196,8 @@ class BugzillaBackend(Backend):
             # run (or a lost answer) already posted is not posted twice
             if note.key in m.posted_keys(self.client.comments(bid)):
                 continue
-            self.client.put_bug(bid, {"comment": m.comment(note, self.opts.private_notes)},
-                                key)
+            self.client.put_bug(
+                bid, {"comment": m.comment(note, self.opts.private_notes or note.internal)}, key)
 
     def check(self, labels: Iterable[str]) -> list[Problem]:
         self._need_key()

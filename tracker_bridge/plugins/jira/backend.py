@@ -194,7 +194,10 @@ class JiraBackend(Backend):
                 body = m.comment_body(
                     note.text, note_marker(note.key), cloud=bool(self.client.cloud),
                     visibility=visibility.model_dump() if visibility is not None else None,
-                    internal=self.opts.internal_notes)
+                    # an internal note (the patient-data warning) is a Service Management
+                    # internal note whatever internal_notes says; note_visibility, when set,
+                    # restricts it on plain JIRA
+                    internal=self.opts.internal_notes or note.internal)
                 self.client.add_comment(key, body, note.key)
                 posted.add(note.key)
 

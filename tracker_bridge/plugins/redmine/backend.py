@@ -177,8 +177,9 @@ class RedmineBackend(Backend):
         issue, posted = self._write_base(int(key), journals=with_notes)
         updates = m.custom_field_updates(issue, diff, spec,
                                          self._cf_ids(spec, written_only=True))
-        notes = m.note_texts(diff.notes, posted) if with_notes else []
-        for i, body in enumerate(m.issue_puts(updates, notes)):
+        todo = m.unposted(diff.notes, posted) if with_notes else []
+        notes = m.note_texts(todo, ())
+        for i, body in enumerate(m.issue_puts(updates, notes, [n.internal for n in todo])):
             self.client.put_issue(key, body)
             if i == 0 and updates:
                 self._verify(key, issue, updates)

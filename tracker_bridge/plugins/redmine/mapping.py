@@ -384,36 +384,45 @@ def custom_field_updates(issue: Mapping[str, Any], diff: Diff, spec: MappingSpec
     return updates
 
 
-def note_texts(notes: Iterable[Note], posted: Iterable[str]) -> list[str]:
-    """The journal text of each note not posted yet (its key not among ``posted``), ending
-    with its marker; a key repeated in ``notes`` is posted once."""
+def unposted(notes: Iterable[Note], posted: Iterable[str]) -> list[Note]:
+    """The notes not posted yet (their key not among ``posted``); a key repeated in ``notes``
+    is posted once."""
     done = set(posted)
     out = []
     for note in notes:
         if note.key in done:
             continue
-        out.append(f"{note.text.rstrip()}\n\n{note_marker(note.key)}")
+        out.append(note)
         done.add(note.key)
     return out
 
 
-def issue_puts(updates: Sequence[Mapping[str, Any]],
-               notes: Sequence[str]) -> list[dict[str, Any]]:
+def note_texts(notes: Iterable[Note], posted: Iterable[str]) -> list[str]:
+    """The journal text of each note not posted yet, ending with its marker."""
+    return [f"{n.text.rstrip()}\n\n{note_marker(n.key)}" for n in unposted(notes, posted)]
+
+
+def issue_puts(updates: Sequence[Mapping[str, Any]], notes: Sequence[str],
+               private: Sequence[bool] = ()) -> list[dict[str, Any]]:
     """The ``PUT /issues/N.json`` bodies (the ``issue`` object) for field updates and notes.
 
-    The first note rides with the fields (one journal with both), each further note is its
-    own ``PUT``: a journal holds one note. ``[]`` when there is nothing to write.
+    The first note rides with the fields (one journal with both; Redmine keeps the field
+    changes public when it splits off a private note), each further note is its own ``PUT``:
+    a journal holds one note. ``private[i]`` makes note ``i`` a private note (an internal
+    note: the patient-data warning). ``[]`` when there is nothing to write.
     """
+    flags = [bool(p) for p in private] + [False] * (len(notes) - len(private))
     bodies: list[dict[str, Any]] = []
     first: dict[str, Any] = {}
     if updates:
         first["custom_fields"] = [dict(u) for u in updates]
-    rest = list(notes)
+    rest = list(zip(notes, flags, strict=False))
     if rest:
-        first.update(notes=rest.pop(0), private_notes=False)
+        text, flag = rest.pop(0)
+        first.update(notes=text, private_notes=flag)
     if first:
         bodies.append(first)
-    bodies.extend({"notes": text, "private_notes": False} for text in rest)
+    bodies.extend({"notes": text, "private_notes": flag} for text, flag in rest)
     return bodies
 
 
