@@ -75,8 +75,10 @@ def rails_runner(script: str, *args: str, timeout: float = 180) -> str:
         cwd=REDMINE_DIR, env=_rails_env(), capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"rails runner failed (exit {proc.returncode}):\n{tail}")
+        # Ruby prints the exception first and its backtrace after: keep both ends
+        lines = proc.stderr.strip().splitlines()
+        shown = lines if len(lines) <= 30 else [*lines[:10], "...", *lines[-15:]]
+        raise RuntimeError(f"rails runner failed (exit {proc.returncode}):\n" + "\n".join(shown))
     return proc.stdout
 
 
