@@ -72,6 +72,14 @@ class TicketFacts:
     evaluated_at: datetime | None = None
     #: the ticket's status at the latest verdict
     status: str | None = None
+    #: the labels the latest verdict wanted (the bridge's own, under the policy's prefix)
+    labels: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def closed_unconfirmed(self) -> bool:
+        """Closed by support without the customer's confirmation (``confirmed_closure``:
+        the ``<prefix>closed-unconfirmed`` label)."""
+        return any(label.endswith("closed-unconfirmed") for label in self.labels)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -211,6 +219,7 @@ def _row(k: tuple[str, str, str, str], tickets: list[TicketFacts]) -> dict[str, 
         },
         "reopens": sum(t.reopens for t in tickets),
         "reopened_tickets": sum(1 for t in tickets if t.reopens),
+        "closed_unconfirmed": sum(1 for t in tickets if t.closed_unconfirmed),
     }
 
 
@@ -317,7 +326,8 @@ def read_tickets(db: Reader | sqlite3.Connection) -> list[TicketFacts]:
             metrics=v.get("metrics", {}), url=url, subject=subject,
             level=level if top_level else None, level_index=top_level or None,
             tiers=frozenset(tier_set), reopens=int(reopens or 0),
-            evaluated_at=datetime.fromisoformat(evaluated_at), status=status))
+            evaluated_at=datetime.fromisoformat(evaluated_at), status=status,
+            labels=frozenset(str(x) for x in v.get("labels") or ())))
     return out
 
 
@@ -326,7 +336,7 @@ def read_tickets(db: Reader | sqlite3.Connection) -> list[TicketFacts]:
 CSV_COLUMNS = ("month", "tracker", "class", "plan", "tickets", "metric", "met", "breached",
                "running", "compliance", "goal", "p50_s", "p90_s", "occurrences_met",
                "occurrences_breached", "occurrences_running", "escalated_tickets",
-               "escalation_levels", "tiers", "reopens")
+               "escalation_levels", "tiers", "reopens", "closed_unconfirmed")
 
 
 def _counts(d: Mapping[str, int]) -> str:
@@ -355,6 +365,7 @@ def metric_lines(doc: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
                 "escalation_levels": _counts(r["escalations"]["levels"]),
                 "tiers": _counts(r["escalations"]["tiers"]),
                 "reopens": r["reopens"],
+                "closed_unconfirmed": r.get("closed_unconfirmed", 0),
             }
 
 

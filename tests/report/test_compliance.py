@@ -178,3 +178,15 @@ def test_csv_has_one_line_per_row_and_metric_and_no_formulas() -> None:
     assert [(x["metric"], x["met"], x["breached"], x["compliance"]) for x in lines] == [
         ("response", "1", "0", "1.0"), ("resolution", "0", "1", "0.0")]
     assert lines[0]["class"].startswith("'=")
+
+
+def test_tickets_closed_without_the_customer_s_confirmation_count_apart() -> None:
+    # confirmed_closure's label on the latest verdict (any prefix) marks the ticket
+    closed = {"response": m("met", 600), "resolution": m("met", 1800)}
+    doc = aggregate([t("1", closed, labels=frozenset({"sla-high", "sla-closed-unconfirmed"})),
+                     t("2", closed, labels=frozenset({"sla-high"})),
+                     t("3", closed, labels=frozenset({"desk-closed-unconfirmed"}))], goal=0.9)
+    (row,) = doc["rows"]
+    assert row["tickets"] == 3 and row["closed_unconfirmed"] == 2
+    header, first, *_ = to_csv(doc).splitlines()
+    assert header.endswith(",reopens,closed_unconfirmed") and first.endswith(",0,2")
