@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from sync.conftest import POLICY, WRITE
 
 from tracker_bridge.cli import main
 from tracker_bridge.plugins.memory import MemoryTracker
 
 from .server import PgServer
-from .test_store_pg import POLICY, T0
+from .test_store_pg import T0
 
 
 def test_sync_and_explain_on_a_postgresql_store(tmp_path: Path, pg_server: PgServer,
@@ -24,13 +25,11 @@ def test_sync_and_explain_on_a_postgresql_store(tmp_path: Path, pg_server: PgSer
     MemoryTracker.forget_all()
     monkeypatch.setenv("TB_STATE_PW", pg_server.bridge_password)
     (tmp_path / "policy.yaml").write_text(POLICY)
-    write = {"response_due": "cf:SLA response due", "resolution_due": "cf:SLA resolution due",
-             "labels": "cf:SLA labels", "notes": "journal", "timezone": "UTC"}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
         "policy": "policy.yaml", "state": pg_url, "state_credentials": {"env": "TB_STATE_PW"},
         "trackers": [{"name": "desk", "backend": "memory", "options": {"instance": "desk"},
-                      "write": write}]}))
+                      "write": WRITE}]}))
     desk = MemoryTracker.named("desk")
     desk.clock = lambda: T0
     desk.create("Printer down", key="1", created=T0, fields={"priority": "High"})

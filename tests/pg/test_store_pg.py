@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sync.conftest import POLICY, WRITE
 
 from tracker_bridge.config import load_config
 from tracker_bridge.errors import StoreError
@@ -235,32 +236,16 @@ def test_a_takeover_waits_for_the_owners_commit(pg_server: PgServer, pg_url: str
 
 # -- a sync over the memory backend ------------------------------------------------------------
 
-POLICY = """\
-name: test-desk
-timezone: UTC
-statuses: {new: [New], waiting: [Feedback], resolved: [Resolved], closed: [Closed]}
-classes:
-  high: {response: 1h, resolution: 8h}
-  low: {response: 4h, resolution: none}
-default_class: low
-plans:
-  standard: {calendar: always}
-default_plan: standard
-classify: {field: priority, map: {High: high, Low: low}}
-labels: {prefix: "sla-"}
-"""
 
 
 def test_a_sync_over_the_memory_backend_with_the_postgresql_store(
         tmp_path: Path, pg_store: PostgresStore) -> None:
     MemoryTracker.forget_all()
     (tmp_path / "policy.yaml").write_text(POLICY)
-    write = {"response_due": "cf:SLA response due", "resolution_due": "cf:SLA resolution due",
-             "labels": "cf:SLA labels", "notes": "journal", "timezone": "UTC"}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "policy": "policy.yaml", "trackers": [{"name": "desk", "backend": "memory",
                                                "options": {"instance": "desk"},
-                                               "write": write}]}))
+                                               "write": WRITE}]}))
     pm = get_plugin_manager(load_entrypoints=False)
     cfg = load_config(tmp_path / "c.yaml", pm=pm)
     desk = MemoryTracker.named("desk")
