@@ -1099,13 +1099,6 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 else:
                     seg_at.append(at)
                     seg_status.append(to)
-    tier_field = c.tiers.field if c.tiers is not None else None
-    # (at, to) of the past changes of the tier field
-    tier_events: list[tuple[int, str | None]] = [] if tier_field is None else [
-        (at, ev.to)
-        for ev, at in zip(history, ats, strict=True)
-        if ev.kind == "field" and ev.field == tier_field and at <= now_us
-    ]
     first_status = None
     for ev in history:
         if ev.kind == "status":
@@ -1377,8 +1370,9 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
         if tier is not None and open_now:
             entered = created
             folded_tier = tier.casefold()
-            for at, to in tier_events:
-                if to is not None and to.strip().casefold() == folded_tier:
+            for ev, at in zip(history, ats, strict=True):
+                if (ev.kind == "field" and ev.field == tiers.field and at <= now_us
+                        and (to := ev.to) is not None and to.strip().casefold() == folded_tier):
                     entered = at
             limit = c.tier_limit(tier, class_, plan)
             if limit is not None:
