@@ -189,7 +189,7 @@ def run_once(config: BridgeConfig, *, now: datetime | None = None, dry_run: bool
             rec.record_cycle(now, datetime.now(UTC), report.ok, report.to_dict())
             # one short transaction: a crash before its commit loses the cycle's records,
             # which the next cycle finds again (the cursor did not move)
-            with (st.cycle() if fence is None else st.cycle(fence=fence)):
+            with st.cycle(fence=fence):
                 rec.flush()
         report.next_change = st.earliest_next_change((t.name for t in selected), after=now)
     finally:
