@@ -130,13 +130,9 @@ def collect(state: str | Path, *, now: datetime, goal: float, zone: ZoneInfo,
     model.paused = sorted((r for r in rows if r.state == "paused"),
                           key=lambda r: (r.remaining_s or 0.0, r.key))
     doc = compliance.aggregate(facts, goal=goal, since=start)
-    for row in doc["rows"]:
-        for name, c in row["metrics"].items():
-            met, breached, _ = model.month.get(name, (0, 0, None))
-            model.month[name] = (met + c["met"], breached + c["breached"], None)
-    model.month = {name: (model.month[name][0], model.month[name][1],
-                          compliance.compliance(model.month[name][0], model.month[name][1]))
-                   for name in compliance.metric_order(model.month)}
+    for name in doc["metrics_order"]:  # (each is in some row: the rollup has its one key)
+        c = compliance.rollup(doc["rows"], name, by=())[()]
+        model.month[name] = (c["met"], c["breached"], c["compliance"])
     return model
 
 
