@@ -33,7 +33,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
-from .marker import NOTE_MARKER_RE
+from .marker import is_bridge_note
 from .policy import Completeness, Policy, Release, Releases, release_key
 from .redact import KIND_LABELS, find_identifiers, safe_text
 from .ticket import Ticket
@@ -42,8 +42,6 @@ from .verdict import Note
 #: texts whose detection result is kept (a text seen again costs one dict lookup); past this
 #: many the memo is emptied
 PHI_MEMO_LIMIT = 4096
-#: every note marker starts so (the bridge's own notes are not customer text)
-_MARKER_START = "[tracker-bridge:note="
 
 
 class PhiChecker:
@@ -107,7 +105,7 @@ def phi_places(
             text = ev.text
             if not ev.public or not text:
                 continue
-            if _MARKER_START in text and NOTE_MARKER_RE.search(text):
+            if is_bridge_note(text):
                 continue
             if kinds := checker.kinds(text):
                 by = f"by {ev.by}, " if ev.by else ""
@@ -227,14 +225,9 @@ def customer_answered(ticket: Ticket, ats: Sequence[int], since: int, now_us: in
             continue
         if ev.kind == "status":
             return True
-        if ev.kind == "comment" and ev.public and not _bridge_note(ev.text):
+        if ev.kind == "comment" and ev.public and not is_bridge_note(ev.text):
             return True
     return False
-
-
-def _bridge_note(text: str | None) -> bool:
-    """Whether a comment is one of the bridge's own notes (it carries a marker)."""
-    return bool(text) and _MARKER_START in text and NOTE_MARKER_RE.search(text) is not None  # type: ignore[operator]
 
 
 def closed_by(ticket: Ticket, ats: Sequence[int], now_us: int) -> str | None:

@@ -55,10 +55,10 @@ from .desk import (
 )
 from .durations import Duration, format_duration
 from .kb import kb_note
+from .marker import MARKER_START, NOTE_MARKER_RE, is_bridge_note
 from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
 from .verdict import (
-    NOTE_MARKER_RE,
     MetricVerdict,
     Note,
     Occurrence,
@@ -70,8 +70,6 @@ _STOPPED_GROUPS = ("resolved", "closed")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _HORIZON_US = (HORIZON - _EPOCH) // _US
-#: every note marker starts so: a comment without it cannot hold one (no RE2 call needed)
-_MARKER_START = "[tracker-bridge:note="
 #: memo tables keyed by values from tickets (status names, plan names) are emptied past this
 _MEMO_LIMIT = 4096
 
@@ -799,7 +797,7 @@ def _recurring_metrics(
         """A public comment by someone other than the reporter (and not one of our notes)."""
         return bool(
             ev.kind == "comment" and ev.public and (ev.by is None or ev.by != reporter)
-            and not (ev.text and _MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)))
+            and not is_bridge_note(ev.text))
 
     answers = [at for ev, at in past if reply(ev)]
     targets = c.policy.classes[class_]
@@ -1207,7 +1205,7 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
                 and ev.public
                 and (ev.by is None or ev.by != reporter)
                 and not (
-                    ev.text and _MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)
+                    ev.text and MARKER_START in ev.text and NOTE_MARKER_RE.search(ev.text)
                 )
             ):
                 response_stop = max(at, created)

@@ -44,6 +44,15 @@ class _MarkerPattern:
 NOTE_MARKER_RE = _MarkerPattern(rf"\[tracker-bridge:note=({KEY_CHARS})\]")
 
 
+#: every note marker starts so: a comment without it cannot hold one (no RE2 call needed)
+MARKER_START = "[tracker-bridge:note="
+
+
+def is_bridge_note(text: str | None) -> bool:
+    """Whether a comment is one of the bridge's own notes (it carries a marker)."""
+    return bool(text) and MARKER_START in text and NOTE_MARKER_RE.search(text) is not None  # type: ignore[operator]
+
+
 def note_marker(key: str) -> str:
     """The marker appended to every note the bridge posts, e.g. ``[tracker-bridge:note=kb]``."""
     return f"[tracker-bridge:note={key}]"
