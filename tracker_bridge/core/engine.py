@@ -287,6 +287,14 @@ class _Compiled:
             self.plans[name] = p
         return p
 
+    def tier_of(self, raw: str | None) -> str | None:
+        """The ladder's tier a tier field value names (case-folded): the first tier for no
+        value, None for a value not in the ladder."""
+        assert self.tiers is not None
+        if raw is None:
+            return self.tiers.order[0]
+        return self.tier_folded.get(raw.strip().casefold())
+
     # -- per class and plan ------------------------------------------------------------------
 
     def metric(self, class_: str, plan: str, metric: str) -> tuple[Any, ...]:
@@ -829,12 +837,7 @@ def _recurring_metrics(
         tiers = c.tiers
         assert tiers is not None
         tier_field = tiers.field
-
-        def tier_of(raw: str | None) -> str | None:
-            if raw is None:
-                return tiers.order[0]
-            return c.tier_folded.get(raw.strip().casefold())
-
+        tier_of = c.tier_of
         moves = [(ev, at) for ev, at in past if ev.kind == "field" and ev.field == tier_field]
         current = tier_of(moves[0][0].from_ if moves else fields.get(tier_field))
         entries = [(created, current)]
@@ -1358,13 +1361,11 @@ def evaluate(policy: Policy, ticket: Ticket, now: datetime) -> Verdict:
     if c.tiers is not None:
         tiers = c.tiers
         raw = fields.get(tiers.field)
-        tier = None if raw is None else c.tier_folded.get(raw.strip().casefold())
-        if raw is not None and tier is None:
+        tier = c.tier_of(raw)
+        if tier is None:
             warnings.append(
                 f"{ticket.ref}: tier {raw!r} is not in the ladder ({', '.join(tiers.order)})"
             )
-        if tier is None and raw is None:
-            tier = tiers.order[0]
         if tier is not None and open_now:
             entered = created
             folded_tier = tier.casefold()
