@@ -43,6 +43,27 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{user}{host}{parts.path}"
 
 
+def _refuse_password(url: str) -> None:
+    if urlsplit(url).password:
+        msg = ("a password in the state URL is not accepted: put it under "
+               "state_credentials: {env: NAME} or {file: PATH}")
+        raise ConfigError(safe_url(url), [("state", msg)])
+
+
+def _psycopg(url: str) -> Any:
+    """The psycopg module (ConfigError naming the extra to install when it is missing)."""
+    try:
+        import psycopg
+    except ImportError:
+        msg = "a postgresql:// state needs psycopg: pip install 'tracker-bridge[postgresql]'"
+        raise ConfigError(safe_url(url), [("state", msg)]) from None
+    return psycopg
+
+
+def _mask(e: BaseException, password: str | None) -> str:
+    return mask_secrets(str(e).strip(), (password or "",))
+
+
 class PostgresStore(BaseStore):
     """A state store in PostgreSQL, shared by several daemons (one lease per tracker)."""
 
@@ -66,22 +87,14 @@ class PostgresStore(BaseStore):
         self._password = password
         self._kw = {"connect_timeout": connect_timeout, "lock_timeout": lock_timeout,
                     "idle_in_transaction": idle_in_transaction}
-        if urlsplit(url).password:
-            msg = ("a password in the state URL is not accepted: put it under "
-                   "state_credentials: {env: NAME} or {file: PATH}")
-            raise ConfigError(safe_url(url), [("state", msg)])
+        _refuse_password(url)
         self.db = self._connect()
         self._lease_db: Any = None
         self._lease_lock = threading.Lock()
         self._migrate()
 
     def _connect(self) -> Any:
-        try:
-            import psycopg
-        except ImportError:
-            msg = ("a postgresql:// state needs psycopg: pip install "
-                   "'tracker-bridge[postgresql]'")
-            raise ConfigError(safe_url(self.url), [("state", msg)]) from None
+        psycopg = _psycopg(self.url)
         lock_ms = int(self._kw["lock_timeout"].total_seconds() * 1000)
         idle_ms = int(self._kw["idle_in_transaction"].total_seconds() * 1000)
         # keepalives both ways: a host lost or cut off is noticed by the server (its row
@@ -100,7 +113,7 @@ class PostgresStore(BaseStore):
             raise StoreError(msg) from None
 
     def _mask(self, e: BaseException) -> str:
-        return mask_secrets(str(e).strip(), (self._password or "",))
+        return _mask(e, self._password)
 
     def describe(self) -> str:
         return safe_url(self.url)
@@ -280,15 +293,8 @@ class PostgresReader(Reader):
     def __init__(self, url: str, *, password: str | None = None, connect_timeout: int = 10,
                  statement_timeout: timedelta = timedelta(seconds=30)) -> None:
         self.url, self._password = url, password
-        if urlsplit(url).password:
-            msg = ("a password in the state URL is not accepted: put it under "
-                   "state_credentials: {env: NAME} or {file: PATH}")
-            raise ConfigError(safe_url(url), [("state", msg)])
-        try:
-            import psycopg
-        except ImportError:
-            msg = "a postgresql:// state needs psycopg: pip install 'tracker-bridge[postgresql]'"
-            raise ConfigError(safe_url(url), [("state", msg)]) from None
+        _refuse_password(url)
+        psycopg = _psycopg(url)
         ms = int(statement_timeout.total_seconds() * 1000)
         try:
             self.db = psycopg.connect(
@@ -301,7 +307,7 @@ class PostgresReader(Reader):
                              f"{self._mask(e)}") from None
 
     def _mask(self, e: BaseException) -> str:
-        return mask_secrets(str(e).strip(), (self._password or "",))
+        return _mask(e, self._password)
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         import psycopg
