@@ -24,6 +24,7 @@ import yaml
 
 # Redmine fixtures (session server, a private server for outages), shared with tests/redmine
 from redmine.conftest import private_redmine, redmine, redmine_server  # noqa: F401
+from sync.conftest import WRITE
 
 from tracker_bridge.plugins.memory import MemoryTracker
 
@@ -44,8 +45,6 @@ default_plan: standard
 classify: {field: priority, map: {High: high, Low: low}}
 labels: {prefix: "sla-"}
 """
-WRITE = {"response_due": "cf:SLA response due", "resolution_due": "cf:SLA resolution due",
-         "labels": "cf:SLA labels", "notes": "journal", "timezone": "UTC"}
 #: a 40-hex API key, like Redmine's
 KEY = "0123456789abcdef0123456789abcdef01234567"
 KEY_ENV = "TB_DAEMON_TEST_KEY"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sync.conftest import WRITE
 
 from tracker_bridge.config import load_config
 from tracker_bridge.core.ticket import HistoryEvent, Ticket
@@ -35,9 +36,6 @@ escalation:
     - {name: director, after: {resolution: 100%}}
 labels: {prefix: "sla-"}
 """
-
-WRITE = {"response_due": "cf:SLA response due", "resolution_due": "cf:SLA resolution due",
-         "labels": "cf:SLA labels", "notes": "journal", "timezone": "UTC"}
 
 FEB = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
 MAR = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
