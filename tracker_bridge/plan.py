@@ -74,9 +74,9 @@ class Plan:
 
     def record(self, policy: Policy, diff: Diff | None = None) -> TicketRecord:
         """The store's record once ``diff`` (default: this plan's) is on the ticket."""
-        rec = record_for(self.ticket, self.verdict, self.diff if diff is None else diff,
-                         policy, self.status_group, adopted=self.adopted)
-        return replace(rec, label_seen=self.label_seen) if self.label_seen else rec
+        return record_for(self.ticket, self.verdict, self.diff if diff is None else diff,
+                          policy, self.status_group, adopted=self.adopted,
+                          label_seen=self.label_seen)
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -234,8 +234,10 @@ def sanitize(diff: Diff, original: Diff, policy: Policy) -> Diff:
 
 
 def record_for(ticket: Ticket, verdict: Verdict, diff: Diff, policy: Policy,
-               status_group: str, *, adopted: bool = False) -> TicketRecord:
-    """What the store keeps once ``diff`` is on ``ticket``."""
+               status_group: str, *, adopted: bool = False,
+               label_seen: Mapping[str, datetime] | None = None) -> TicketRecord:
+    """What the store keeps once ``diff`` is on ``ticket`` (``label_seen``: see
+    :func:`with_label_history`)."""
     # (an adopted ticket's diff is empty: it keeps what it shows)
     labels = frozenset((owned_labels(ticket.labels, policy) - diff.remove_labels)
                        | diff.add_labels)
@@ -248,7 +250,8 @@ def record_for(ticket: Ticket, verdict: Verdict, diff: Diff, policy: Policy,
         is_open=status_group not in CLOSED_GROUPS and not adopted,
         class_=verdict.class_, plan=verdict.plan, labels=labels, fields=fields,
         next_change=None if adopted else verdict.next_change, ticket_updated=ticket.updated,
-        breached=frozenset() if adopted else breached_metrics(verdict), adopted=adopted)
+        breached=frozenset() if adopted else breached_metrics(verdict), adopted=adopted,
+        label_seen=dict(label_seen or {}))
 
 
 def breached_metrics(verdict: Verdict) -> frozenset[str]:
