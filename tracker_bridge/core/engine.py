@@ -31,6 +31,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -157,6 +158,17 @@ def _matcher(rx: Any | None) -> Callable[[str], bool] | None:
     if fast is None:
         return lambda text: bool(rx.search(text))
     return _AnyText(fast)
+
+
+def _timed(
+    cal: BusinessCalendar, cal_name: str, target_td: timedelta | None, warn_at: Fraction,
+) -> tuple[Any, ...]:
+    """``(calendar, its name, target timedelta, target us, warning threshold us)``; the last
+    three None when there is no target."""
+    if target_td is None:
+        return (cal, cal_name, None, None, None)
+    target = target_td // _US
+    return (cal, cal_name, target_td, target, math.ceil(target * warn_at))
 
 
 class _Compiled:
@@ -305,13 +317,8 @@ class _Compiled:
         if info is None:
             p = self.policy
             cal_name = p.calendar_name(class_, plan, metric)
-            target_td = p.target(class_, plan, metric)
-            if target_td is None:
-                info = (p.calendars[cal_name], cal_name, None, None, None)
-            else:
-                target = target_td // _US
-                info = (p.calendars[cal_name], cal_name, target_td, target,
-                        math.ceil(target * p.warn_at))
+            info = _timed(p.calendars[cal_name], cal_name, p.target(class_, plan, metric),
+                          p.warn_at)
             self.metric_memo[key] = info
         return info
 
@@ -325,12 +332,9 @@ class _Compiled:
             assert out is not None
             cal_name = out.calendar or p.calendar_name(class_, plan, metric)
             cal = p.calendars[cal_name]
-            if out.duration is None:
-                info = (cal, cal_name, None, None, None)
-            else:
-                target_td = out.duration.resolve(cal.business_day)
-                target = target_td // _US
-                info = (cal, cal_name, target_td, target, math.ceil(target * p.warn_at))
+            d = out.duration
+            info = _timed(cal, cal_name, None if d is None else d.resolve(cal.business_day),
+                          p.warn_at)
             self.outside_memo[key] = info
         return info
 
@@ -351,12 +355,8 @@ class _Compiled:
                 d, metric = p.tiers.response.get(what[5:]), "response"
             cal_name = p.calendar_name(class_, plan, metric)
             cal = p.calendars[cal_name]
-            if d is None:
-                info = (cal, cal_name, None, None, None)
-            else:
-                target_td = d.resolve(cal.business_day)
-                target = target_td // _US
-                info = (cal, cal_name, target_td, target, math.ceil(target * p.warn_at))
+            info = _timed(cal, cal_name, None if d is None else d.resolve(cal.business_day),
+                          p.warn_at)
             self.extra_memo[key] = info
         return info
 
