@@ -50,7 +50,8 @@ MARKER_START = "[tracker-bridge:note="
 
 def is_bridge_note(text: str | None) -> bool:
     """Whether a comment is one of the bridge's own notes (it carries a marker)."""
-    return bool(text) and MARKER_START in text and NOTE_MARKER_RE.search(text) is not None  # type: ignore[operator]
+    return (text is not None and MARKER_START in text
+            and NOTE_MARKER_RE.search(text) is not None)
 
 
 def note_marker(key: str) -> str:
