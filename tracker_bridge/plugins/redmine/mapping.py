@@ -189,6 +189,15 @@ def posted_keys(issue: Mapping[str, Any]) -> set[str]:
 
 # -- issue -> ticket ----------------------------------------------------------------------------
 
+def _cf_id(issue: Mapping[str, Any], name: str, lookups: Lookups) -> int | None:
+    """A custom field's id: from the lookups, else from the issue's entry by name."""
+    cf_id = lookups.cf_ids.get(name)
+    if cf_id is None:
+        cf = find_cf(issue, name, None)
+        cf_id = int(cf["id"]) if cf is not None else None
+    return cf_id
+
+
 def _tracked(issue: Mapping[str, Any], spec: MappingSpec,
              lookups: Lookups) -> tuple[dict[str, str], dict[str, str]]:
     """Journal detail -> normalized field, for every mapped attribute and custom field."""
@@ -196,11 +205,7 @@ def _tracked(issue: Mapping[str, Any], spec: MappingSpec,
     cf_fields: dict[str, str] = {}
     for norm, target in spec.fields.items():
         if target.startswith(CF_PREFIX):
-            name = cf_name(target)
-            cf_id = lookups.cf_ids.get(name)
-            if cf_id is None:
-                cf = find_cf(issue, name, None)
-                cf_id = int(cf["id"]) if cf is not None else None
+            cf_id = _cf_id(issue, cf_name(target), lookups)
             if cf_id is not None:
                 cf_fields[str(cf_id)] = norm
         else:
@@ -322,11 +327,7 @@ def _labels_cf_id(issue: Mapping[str, Any], spec: MappingSpec, lookups: Lookups)
     """The id (as journals write it) of the ``write.labels`` custom field, if any."""
     if not spec.labels:
         return None
-    name = cf_name(spec.labels)
-    cf_id = lookups.cf_ids.get(name)
-    if cf_id is None:
-        cf = find_cf(issue, name, None)
-        cf_id = int(cf["id"]) if cf is not None else None
+    cf_id = _cf_id(issue, cf_name(spec.labels), lookups)
     return None if cf_id is None else str(cf_id)
 
 
