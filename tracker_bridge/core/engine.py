@@ -57,7 +57,7 @@ from .desk import (
 from .durations import Duration, format_duration
 from .kb import kb_note
 from .marker import MARKER_START, NOTE_MARKER_RE, is_bridge_note
-from .policy import ALL_METRICS, METRICS, Level, Plan, Policy, Trigger, slug
+from .policy import ALL_METRICS, METRICS, RELEASE_STAGES, Level, Plan, Policy, Trigger, slug
 from .ticket import Ticket
 from .verdict import (
     MetricVerdict,
@@ -273,8 +273,7 @@ class _Compiled:
         self.contacts = policy.contacts
         self.unregistered_label = policy.label("unregistered-contact")
         self.release_labels = {
-            stage: policy.label("release", stage)
-            for stage in ("full", "sustaining", "extended", "eosl")}
+            stage: policy.label("release", stage) for stage in RELEASE_STAGES}
         self.enhancement_label = policy.label("enhancement")
         self.unconfirmed_label = policy.label("closed-unconfirmed")
 
