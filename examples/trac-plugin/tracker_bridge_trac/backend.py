@@ -77,8 +77,7 @@ class TracBackend(Backend):
         w = tracker.write
         self.spec = m.Spec(
             fields=dict(tracker.fields), labels=w.labels,
-            deadlines={k: v for k, v in (("response_due", w.response_due),
-                                         ("resolution_due", w.resolution_due)) if v})
+            deadlines={n: getattr(w, n) for n in DEADLINE_FIELDS if getattr(w, n)})
 
     # -- the environment -------------------------------------------------------------------
 
