@@ -862,6 +862,26 @@ class _Patterns:
         return rx
 
 
+def _side_file(
+    p: _Problems, loc: tuple[Any, ...], source: str, file: str, what: str, shape: type,
+    shape_text: str,
+) -> tuple[Path, Any, dict[tuple[Any, ...], int]] | None:
+    """``(path, data, its lines)`` of a YAML file a policy key names (relative to the policy's
+    directory); None, the problem added at ``loc``'s ``file``, when it cannot be read; a
+    ConfigError of that file when its top level is not a ``shape``."""
+    base = Path(source)
+    path = (base.parent if base.is_file() else Path.cwd()) / file
+    try:
+        text = read_text(path, what=what, limit=MAX_POLICY_BYTES)
+        data, flines = read_yaml(text, str(path))
+    except ConfigError as exc:
+        p.add((*loc, "file"), "; ".join(msg for _, msg in exc.problems) or str(exc))
+        return None
+    if not isinstance(data, shape):
+        raise ConfigError(str(path), [("(top level)", shape_text)])
+    return path, data, flines
+
+
 def _releases(m: ReleasesModel, p: _Problems, source: str) -> Releases | None:
     """The release list, inline or from ``file`` (relative to the policy's directory): each
     quarterly release once, dates rising with versions."""
@@ -873,17 +893,11 @@ def _releases(m: ReleasesModel, p: _Problems, source: str) -> Releases | None:
     where, path = p, Path(source)
     prefix: tuple[Any, ...] = ("releases", "list")
     if m.file is not None:
-        base = path.parent if path.is_file() else Path.cwd()
-        path = base / m.file
-        try:
-            text = read_text(path, what="release list", limit=MAX_POLICY_BYTES)
-            data, flines = read_yaml(text, str(path))
-        except ConfigError as exc:
-            p.add((*loc, "file"), "; ".join(msg for _, msg in exc.problems) or str(exc))
+        got = _side_file(p, loc, source, m.file, "release list", list,
+                         "a release list is a YAML list of {version, date}")
+        if got is None:
             return None
-        if not isinstance(data, list):
-            raise ConfigError(str(path), [("(top level)", "a release list is a YAML list of "
-                                                           "{version, date}")])
+        path, data, flines = got
         try:
             entries = [ReleaseModel.model_validate(e) for e in data]
         except ValidationError:
@@ -939,16 +953,11 @@ def _contacts(m: PolicyModel, p: _Problems, source: str) -> Contacts | None:
     customers = cm.customers
     where, prefix, path = p, (*loc, "customers"), Path(source)
     if cm.file is not None:
-        path = (path.parent if path.is_file() else Path.cwd()) / cm.file
-        try:
-            text = read_text(path, what="contact list", limit=MAX_POLICY_BYTES)
-            data, flines = read_yaml(text, str(path))
-        except ConfigError as exc:
-            p.add((*loc, "file"), "; ".join(msg for _, msg in exc.problems) or str(exc))
+        got = _side_file(p, loc, source, cm.file, "contact list", dict,
+                         "a contact list is a YAML mapping of customer -> {plan, contacts}")
+        if got is None:
             return None
-        if not isinstance(data, dict):
-            raise ConfigError(str(path), [("(top level)", "a contact list is a YAML mapping of "
-                                                           "customer -> {plan, contacts}")])
+        path, data, flines = got
         problems: list[tuple[str, str]] = []
         customers = {}
         for name, raw in data.items():
