@@ -186,10 +186,10 @@ class KeepAliveSafeAdapter(HTTPAdapter):
     """
 
     def __init__(self, retries: int = 2, **kwargs: Any) -> None:
-        retry = DroppedConnectionRetry(total=retries, connect=0, read=retries, redirect=0, status=0,
-                               other=0, allowed_methods=IDEMPOTENT_METHODS,
-                               raise_on_status=False, raise_on_redirect=False,
-                               respect_retry_after_header=False)
+        retry = DroppedConnectionRetry(total=retries, connect=0, read=retries, redirect=0,
+                                       status=0, other=0, allowed_methods=IDEMPOTENT_METHODS,
+                                       raise_on_status=False, raise_on_redirect=False,
+                                       respect_retry_after_header=False)
         super().__init__(max_retries=retry, **kwargs)
 
     def send(self, request: requests.PreparedRequest, *args: Any,

@@ -178,7 +178,7 @@ class RedmineBackend(Backend):
         updates = m.custom_field_updates(issue, diff, spec,
                                          self._cf_ids(spec, written_only=True))
         todo = m.unposted(diff.notes, posted) if with_notes else []
-        notes = m.note_texts(todo, ())
+        notes = [m.note_text(n) for n in todo]
         for i, body in enumerate(m.issue_puts(updates, notes, [n.internal for n in todo])):
             self.client.put_issue(key, body)
             if i == 0 and updates:

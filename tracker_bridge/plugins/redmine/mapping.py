@@ -398,9 +398,14 @@ def unposted(notes: Iterable[Note], posted: Iterable[str]) -> list[Note]:
     return out
 
 
+def note_text(note: Note) -> str:
+    """A note's journal text, ending with its marker."""
+    return f"{note.text.rstrip()}\n\n{note_marker(note.key)}"
+
+
 def note_texts(notes: Iterable[Note], posted: Iterable[str]) -> list[str]:
-    """The journal text of each note not posted yet, ending with its marker."""
-    return [f"{n.text.rstrip()}\n\n{note_marker(n.key)}" for n in unposted(notes, posted)]
+    """The journal text of each note not posted yet."""
+    return [note_text(n) for n in unposted(notes, posted)]
 
 
 def issue_puts(updates: Sequence[Mapping[str, Any]], notes: Sequence[str],
